@@ -1,0 +1,622 @@
+"""Training data: MNIST and Fashion-MNIST (IDX files checked by SHA-256) and the user's own arrays.
+
+Where a data-set file is looked for, first hit wins:
+
+1. the folder passed as ``data_dir`` (``--data-dir`` on the command line);
+2. the folder in the environment variable ``VPF_DATA_DIR``;
+3. the user cache, ``$XDG_CACHE_HOME/vpf-spiking`` (default ``~/.cache/vpf-spiking``);
+4. the system folders in :data:`SYSTEM_DIRS` (the Debian package ``dataset-fashion-mnist``
+   installs ``/usr/share/datasets/fashion-mnist``);
+5. a download from the data set's public mirrors into the user cache (unless ``download=False``).
+
+Inside a folder both ``<folder>/<dataset>/<file>`` and ``<folder>/<file>`` are accepted, each
+raw or gzip-compressed (with or without the ``.gz`` suffix: the magic bytes decide). The
+decompressed bytes must match :data:`CHECKSUMS`; a file in a flat folder that is recognised as
+the *other* data set's file (MNIST and Fashion-MNIST share file names) is skipped.
+
+Decoded files are cached per process, so repeated loads cost one array conversion.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+
+__all__ = [
+    "DATASETS", "CHECKSUMS", "SPLITS", "SYSTEM_DIRS", "DOWNLOAD_TIMEOUT",
+    "load_images", "load_labels", "split_validation", "load_user_data", "resolve_data",
+    "check_data", "download", "read_idx", "cache_dir",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the loaders need to know about one data set."""
+
+    name: str
+    title: str
+    mirrors: tuple
+    files: dict          # split -> (images file, labels file), names without .gz
+    sizes: dict          # split -> number of examples
+    class_names: tuple
+    image_shape: tuple = (28, 28)
+
+    @property
+    def all_files(self) -> list:
+        return [f for split in SPLITS for f in self.files[split]]
+
+
+SPLITS = ("train", "test")
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+DATASETS = {
+    "mnist": DatasetInfo(
+        name="mnist", title="MNIST",
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        files=_IDX_FILES, sizes={"train": 60000, "test": 10000},
+        class_names=tuple(str(d) for d in range(10))),
+    "fashion-mnist": DatasetInfo(
+        name="fashion-mnist", title="Fashion-MNIST",
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        files=_IDX_FILES, sizes={"train": 60000, "test": 10000},
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot")),
+}
+
+# SHA-256 of the *decompressed* IDX files (gzip wrappers differ between mirrors).
+CHECKSUMS = {
+    "mnist/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "mnist/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "mnist/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "mnist/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "fashion-mnist/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "fashion-mnist/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "fashion-mnist/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "fashion-mnist/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+SYSTEM_DIRS = (Path("/usr/share/datasets"),)
+
+DOWNLOAD_TIMEOUT = 60.0  # seconds without progress before a mirror is given up
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+# --------------------------------------------------------------------------------------------
+# IDX decoding
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _decompress_if_gzip(raw: bytes, label) -> bytes:
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{label}: corrupt gzip file ({_one_line(exc)})") from None
+
+
+def _parse_idx(data: bytes, label) -> np.ndarray:
+    """Decode IDX bytes (magic 0 0 type ndim, big-endian uint32 dims, then the values)."""
+    if len(data) < 4:
+        raise DataError(f"{label}: truncated IDX file ({len(data)} bytes, no header)")
+    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES or not 1 <= data[3] <= 4:
+        raise DataError(f"{label}: not an IDX file (wrong magic number 0x{data[:4].hex()}; "
+                        "expected 0x0000TTNN with a known type TT and 1-4 dimensions)")
+    dtype, ndim = _IDX_TYPES[data[2]], data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{label}: truncated IDX file (header needs {header} bytes, "
+                        f"file has {len(data)})")
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    need = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) < need:
+        raise DataError(f"{label}: truncated IDX file (shape {shape} needs {need} bytes, "
+                        f"file has {len(data)})")
+    if len(data) > need:
+        raise DataError(f"{label}: {len(data) - need} unexpected bytes after the IDX data "
+                        f"of shape {shape}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape)
+
+
+def _read_file_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({_one_line(exc.strerror or exc)})") from None
+    return _decompress_if_gzip(raw, path)
+
+
+@lru_cache(maxsize=16)
+def _decode_cached(path: str, mtime_ns: int, size: int):
+    # Keyed on mtime and size so that a replaced file is read again.
+    data = _read_file_bytes(Path(path))
+    array = _parse_idx(data, path)
+    array.flags.writeable = False
+    return array, hashlib.sha256(data).hexdigest()
+
+
+def _decode(path: Path):
+    """(read-only array, sha256 of the decompressed bytes) for an IDX file, cached per process."""
+    try:
+        st = path.stat()
+    except OSError:
+        raise DataError(f"{path}: no such file") from None
+    return _decode_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file, raw or gzip-compressed (detected by its magic bytes); no checksum.
+
+    Returns a fresh, writable array in native byte order with the file's shape.
+    """
+    array, _ = _decode(Path(path))
+    return array.astype(array.dtype.newbyteorder("="))
+
+
+# --------------------------------------------------------------------------------------------
+# Finding files
+
+def cache_dir() -> Path:
+    """The user cache: ``$XDG_CACHE_HOME/vpf-spiking``, default ``~/.cache/vpf-spiking``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vpf-spiking"
+
+
+def _dataset(name) -> DatasetInfo:
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
+    if key not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def _check_split(split) -> str:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose 'train' or 'test' "
+                        "(split_validation() carves a validation set out of 'train')")
+    return split
+
+
+def _search_dirs(data_dir) -> list:
+    """[(source, folder)] in lookup order; explicitly named folders must exist."""
+    dirs = []
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"data folder {folder} does not exist (from --data-dir/data_dir)")
+        dirs.append(("data_dir", folder))
+    env = os.environ.get("VPF_DATA_DIR", "").strip()
+    if env:
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"VPF_DATA_DIR={env} is not a folder; fix or unset the variable")
+        dirs.append(("VPF_DATA_DIR", folder))
+    dirs.append(("cache", cache_dir()))
+    dirs.extend(("system", Path(d)) for d in SYSTEM_DIRS)
+    seen, unique = set(), []
+    for source, folder in dirs:
+        key = folder.resolve() if folder.exists() else folder
+        if key not in seen:
+            seen.add(key)
+            unique.append((source, folder))
+    return unique
+
+
+def _candidates(folder: Path, info: DatasetInfo, filename: str):
+    """(path, flat) pairs: the nested layout first, then the flat one."""
+    for base, flat in ((folder / info.name, False), (folder, True)):
+        for name in (filename, filename + ".gz"):
+            yield base / name, flat
+
+
+def _owner(sha: str):
+    for key, value in CHECKSUMS.items():
+        if value == sha:
+            return key
+    return None
+
+
+def _find(info: DatasetInfo, filename: str, data_dir):
+    """((source, path, array) of the first verified copy or three Nones, folders searched).
+
+    A found file that fails to decode or verify raises :class:`DataError` rather than falling
+    through to a later folder: the user should learn that their copy is bad.
+    """
+    key = f"{info.name}/{filename}"
+    expected = CHECKSUMS[key]
+    searched = []
+    for source, folder in _search_dirs(data_dir):
+        searched.append(str(folder))
+        if not folder.is_dir():
+            continue
+        for path, flat in _candidates(folder, info, filename):
+            if not path.is_file():
+                continue
+            array, sha = _decode(path)
+            if sha == expected:
+                return (source, path, array), searched
+            owner = _owner(sha)
+            if flat and owner is not None and not owner.startswith(info.name + "/"):
+                continue  # a flat folder holding the other data set's file of the same name
+            what = f" (it is {owner})" if owner else ""
+            raise DataError(f"{path}: SHA-256 mismatch for {key}: expected {expected[:16]}..., "
+                            f"got {sha[:16]}...{what}; the file is damaged or not the original, "
+                            "delete or replace it")
+    return (None, None, None), searched
+
+
+def _help_local(info: DatasetInfo, capital=False) -> str:
+    files = ", ".join(f + "[.gz]" for f in info.all_files)
+    text = (f"to use a local copy put {files} in DIR/{info.name}/ and set VPF_DATA_DIR=DIR "
+            "or pass --data-dir DIR")
+    if info.name == "fashion-mnist":
+        text += " (or install the Debian package dataset-fashion-mnist)"
+    return text[0].upper() + text[1:] if capital else text
+
+
+def _mirror_urls(info: DatasetInfo, mirrors=None) -> list:
+    if mirrors is None:
+        env = os.environ.get("VPF_DATA_MIRRORS", "").strip()
+        mirrors = env.replace(",", " ").split() if env else info.mirrors
+    elif isinstance(mirrors, str):
+        mirrors = [mirrors]
+    urls = []
+    for base in mirrors:
+        base = str(base).replace("{dataset}", info.name)
+        urls.append(base if base.endswith("/") else base + "/")
+    return urls
+
+
+def _failure_reason(exc) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return _one_line(exc.reason)
+    return _one_line(f"{type(exc).__name__}: {exc}" if not str(exc) else exc)
+
+
+def _fetch(info: DatasetInfo, filename: str, mirrors=None, timeout=None, searched=()) -> Path:
+    """Download ``filename.gz`` into the cache, verify it, and move it into place atomically."""
+    from tqdm.auto import tqdm
+
+    key = f"{info.name}/{filename}"
+    expected = CHECKSUMS[key]
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
+    dest_dir = cache_dir() / info.name
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache folder {dest_dir} ({_one_line(exc.strerror)}); "
+                        f"set XDG_CACHE_HOME, or {_help_local(info)}") from None
+    dest = dest_dir / (filename + ".gz")
+    failures = []
+    for base in _mirror_urls(info, mirrors):
+        url = base + filename + ".gz"
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {key}",
+                          disable=None, leave=False) as bar:
+                    while chunk := resp.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            data = _decompress_if_gzip(Path(tmp).read_bytes(), url)
+            _parse_idx(data, url)
+            sha = hashlib.sha256(data).hexdigest()
+            if sha != expected:
+                failures.append(f"{url}: checksum mismatch (got {sha[:16]}..., "
+                                f"expected {expected[:16]}...), file refused")
+                continue
+            os.replace(tmp, dest)
+            return dest
+        except DataError as exc:
+            failures.append(str(exc))
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            failures.append(f"{url}: {_failure_reason(exc)}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    where = f"not found in {', '.join(searched)} and " if searched else ""
+    raise DataError(f"{key}: {where}download failed ({'; '.join(failures) or 'no mirrors'}). "
+                    f"Offline? {_help_local(info, capital=True)}")
+
+
+def _load_file(info: DatasetInfo, filename: str, data_dir, download) -> np.ndarray:
+    (_, _, array), searched = _find(info, filename, data_dir)
+    if array is not None:
+        return array
+    key = f"{info.name}/{filename}"
+    if not download:
+        raise DataError(f"{key}: not found in {', '.join(searched)} (downloading is off); "
+                        f"{_help_local(info)}")
+    path = _fetch(info, filename, searched=searched)
+    array, _ = _decode(path)
+    return array
+
+
+# --------------------------------------------------------------------------------------------
+# Public loaders
+
+def load_images(name, split="train", data_dir=None, binarize=True, download=True) -> np.ndarray:
+    """Images of MNIST or Fashion-MNIST as a float32 ``(n, 784)`` matrix.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist"}
+    split : {"train", "test"}
+    data_dir : path, optional
+        Folder searched first (see the module docstring for the lookup order).
+    binarize : bool
+        True: pixels/255 thresholded with ``> 0.5`` (so grey level 128 and above become 1,
+        127 and below 0), values in {0, 1}. False: greyscale pixels/255 in [0, 1].
+    download : bool
+        Download into the user cache when no local copy is found.
+    """
+    info = _dataset(name)
+    raw = _load_file(info, info.files[_check_split(split)][0], data_dir, download)
+    if raw.ndim != 3 or raw.shape[1:] != info.image_shape or raw.dtype != np.uint8:
+        raise DataError(f"{info.name}/{info.files[split][0]}: expected uint8 images of shape "
+                        f"(n, 28, 28), found {raw.dtype} {raw.shape}")
+    flat = raw.reshape(len(raw), -1)
+    if binarize:
+        return (flat > 127).astype(np.float32)  # pixel/255 > 0.5  <=>  pixel >= 128
+    grey = flat.astype(np.float32)
+    grey /= np.float32(255)
+    return grey
+
+
+def load_labels(name, split="train", data_dir=None, download=True) -> np.ndarray:
+    """Class labels 0-9 as an int64 vector (arguments as in :func:`load_images`)."""
+    info = _dataset(name)
+    raw = _load_file(info, info.files[_check_split(split)][1], data_dir, download)
+    if raw.ndim != 1:
+        raise DataError(f"{info.name}/{info.files[split][1]}: expected a vector of labels, "
+                        f"found shape {raw.shape}")
+    return raw.astype(np.int64)
+
+
+def download(name, mirrors=None, timeout=None, data_dir=None) -> list:
+    """Fetch the files of a data set that are not found locally into the user cache.
+
+    Returns the paths of all its files (found or downloaded). ``mirrors`` overrides the
+    built-in mirrors (and ``VPF_DATA_MIRRORS``); ``{dataset}`` in a mirror is replaced by the
+    data-set name.
+    """
+    info = _dataset(name)
+    paths = []
+    for filename in info.all_files:
+        (_, path, _), searched = _find(info, filename, data_dir)
+        if path is None:
+            path = _fetch(info, filename, mirrors=mirrors, timeout=timeout, searched=searched)
+        paths.append(path)
+    return paths
+
+
+def check_data(data_dir=None):
+    """Where each data-set file is found and whether it verifies; nothing is downloaded.
+
+    Returns a :class:`pandas.DataFrame` with one row per file and the columns ``dataset``,
+    ``split``, ``kind`` (images/labels), ``file``, ``source`` (data_dir, VPF_DATA_DIR, cache,
+    system, or empty), ``path``, ``status`` (``ok``, ``missing`` or ``bad``) and ``detail``.
+    """
+    import pandas as pd
+
+    rows = []
+    for info in DATASETS.values():
+        for split in SPLITS:
+            for kind, filename in zip(("images", "labels"), info.files[split]):
+                row = {"dataset": info.name, "split": split, "kind": kind, "file": filename,
+                       "source": "", "path": "", "status": "ok", "detail": ""}
+                try:
+                    (source, path, array), searched = _find(info, filename, data_dir)
+                except DataError as exc:
+                    row.update(status="bad", detail=str(exc))
+                else:
+                    if path is None:
+                        row.update(status="missing", detail="searched " + ", ".join(searched))
+                    else:
+                        row.update(source=source, path=str(path), detail=f"shape {array.shape}")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def split_validation(x, n_validation: int):
+    """Split off the LAST ``n_validation`` rows as a validation set.
+
+    Returns ``(train, valid)`` as views of ``x``. Apply it to the labels with the same
+    ``n_validation`` to keep them aligned.
+    """
+    n = len(x)
+    if isinstance(n_validation, bool) or not isinstance(n_validation, (int, np.integer)):
+        raise ConfigError(f"n_validation must be a whole number, got {n_validation!r}")
+    if not 0 <= n_validation < n:
+        raise ConfigError(f"n_validation={n_validation} must be between 0 and {n - 1} "
+                          f"(the data has {n} rows)")
+    cut = n - int(n_validation)
+    return x[:cut], x[cut:]
+
+
+# --------------------------------------------------------------------------------------------
+# The user's own data
+
+def _pick_array(keys, key, path) -> str:
+    if key is not None:
+        if key not in keys:
+            raise DataError(f"{path}: has no array {key!r} (arrays: {', '.join(keys) or 'none'})")
+        return key
+    if len(keys) == 1:
+        return keys[0]
+    for candidate in ("x", "data"):
+        if candidate in keys:
+            return candidate
+    raise DataError(f"{path}: holds {len(keys)} arrays ({', '.join(keys) or 'none'}); "
+                    "store one array, or name the data 'x' or 'data'")
+
+
+def load_user_data(path, key=None, binarize=None) -> np.ndarray:
+    """Load an ``(n, d)`` matrix from a ``.npy`` or ``.npz`` file as float32.
+
+    Parameters
+    ----------
+    path : path
+        A ``.npy`` file, or a ``.npz`` holding a single array or one named ``x`` or ``data``.
+        Pickled (object) arrays are refused.
+    key : str, optional
+        The array to take from a ``.npz``.
+    binarize : None or bool
+        None (default): values must be exactly 0 or 1. True: values in [0, 1], thresholded
+        with ``> 0.5``. False: values in [0, 1], returned as they are (greyscale).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a .npy or .npz file")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({_one_line(exc.strerror or exc)})") from None
+    # np.load treats anything that is neither .npy nor zip as a pickle; say what it really is.
+    if magic.startswith(b"\x80"):
+        raise DataError(f"{path}: holds a Python pickle, refused (pickles can run code); "
+                        "save a numeric array with numpy.save")
+    if not (magic == b"\x93NUMPY" or magic.startswith(b"PK\x03\x04")):
+        raise DataError(f"{path}: not a .npy/.npz file (no NumPy or zip signature); "
+                        "save the matrix with numpy.save or numpy.savez")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(f"{path}: holds a Python object array, refused (pickles can run "
+                            "code); save a numeric array with numpy.save") from None
+        raise DataError(f"{path}: not a readable .npy/.npz file ({_one_line(exc)})") from None
+    except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError: all mean "not our file"
+        raise DataError(f"{path}: not a readable .npy/.npz file ({_one_line(exc)})") from None
+    label = str(path)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            name = _pick_array(list(loaded.files), key, path)
+            label = f"{path}[{name}]"
+            try:
+                x = loaded[name]
+            except ValueError as exc:
+                if "pickle" in str(exc).lower():
+                    raise DataError(f"{label}: is an object array, refused (pickles can run "
+                                    "code); store a numeric array") from None
+                raise DataError(f"{label}: unreadable ({_one_line(exc)})") from None
+            except Exception as exc:
+                raise DataError(f"{label}: unreadable ({_one_line(exc)})") from None
+    else:
+        if key is not None:
+            raise DataError(f"{path}: is a .npy file; key={key!r} only applies to .npz files")
+        x = loaded
+    return _check_user_matrix(x, label, binarize)
+
+
+def _check_user_matrix(x, label, binarize) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{label}: dtype {x.dtype} is not numeric")
+    if x.ndim != 2:
+        hint = "; flatten it, e.g. x.reshape(len(x), -1)" if x.ndim > 2 else ""
+        raise DataError(f"{label}: expected a 2-D matrix (n_examples, n_features), "
+                        f"found shape {x.shape}{hint}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"{label}: empty matrix of shape {x.shape}")
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            what = "NaN" if np.isnan(x[i, j]) else "infinite values"
+            raise DataError(f"{label}: contains {what} (first at row {i}, column {j})")
+    if binarize is None:
+        bad = (x != 0) & (x != 1)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise DataError(f"{label}: not binary (value {x[i, j]} at row {i}, column {j}); "
+                            "values must be 0 or 1 (threshold greyscale data, e.g. x > 0.5)")
+        return x.astype(np.float32)
+    bad = (x < 0) | (x > 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"{label}: value {x[i, j]} at row {i}, column {j} is outside [0, 1]; "
+                        "scale the data to [0, 1] (e.g. pixels / 255)")
+    if binarize:
+        return (x > 0.5).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def resolve_data(spec, split="train", data_dir=None, binarize=True) -> np.ndarray:
+    """Training or test matrix for a data name or a file.
+
+    Parameters
+    ----------
+    spec : str or path
+        ``"mnist"``, ``"fashion-mnist"`` (see :func:`load_images`), or a ``.npy``/``.npz``
+        file. A ``.npz`` may hold arrays named ``train`` and ``test``, chosen by ``split``;
+        otherwise the file is the training data and asking for ``split="test"`` is an error.
+    binarize : bool
+        For data sets as in :func:`load_images`. For files: True thresholds values in [0, 1]
+        at ``> 0.5``, False keeps them as greyscale (values outside [0, 1] are refused).
+    """
+    _check_split(split)
+    if isinstance(spec, str):
+        key = spec.strip().lower().replace("_", "-")
+        if key in DATASETS:
+            return load_images(key, split, data_dir=data_dir, binarize=binarize)
+    elif not isinstance(spec, os.PathLike):
+        raise DataError(f"data must be a data-set name or a file path, got {spec!r}")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        if isinstance(spec, str) and path.suffix.lower() not in (".npy", ".npz") \
+                and os.sep not in spec and "/" not in spec:
+            raise DataError(f"unknown data set {spec!r}; choose one of: {', '.join(DATASETS)}, "
+                            "or give a .npy/.npz file")
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a .npy/.npz file, or pass a data-set name "
+                        "with --data-dir for a folder of MNIST files")
+    keys = _npz_keys(path)
+    if keys is not None and split in keys:
+        return load_user_data(path, key=split, binarize=binarize)
+    if split != "train":
+        raise DataError(f"{path}: has no {split!r} array; store 'train' and 'test' arrays in "
+                        "one .npz or pass the test data as its own file")
+    if keys is not None and "train" not in keys and "test" in keys:
+        raise DataError(f"{path}: has a 'test' array but no 'train' array")
+    return load_user_data(path, binarize=binarize)
+
+
+def _npz_keys(path: Path):
+    """Array names if ``path`` is a readable .npz, else None (load_user_data reports problems)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                return None
+        with np.load(path, allow_pickle=False) as f:
+            return list(f.files)
+    except Exception:
+        return None
