@@ -1,0 +1,230 @@
+"""Deep Boltzmann machines: the E-step of Algorithm 2, intra-layer sweeps, network validation.
+
+Exact checks enumerate every state of tiny models and compare with empirical frequencies.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vpf_spiking import sampling
+from vpf_spiking.errors import ConfigError, ModelError
+from vpf_spiking.model import BoltzmannMachine
+from vpf_spiking.networks import load_network, parse_network
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.float64)
+
+
+def state_index(y):
+    """Row index of each binary row of ``y`` in :func:`all_states` order."""
+    w = 2 ** np.arange(y.shape[1])[::-1]
+    return (y @ w).astype(int)
+
+
+def frequencies(y):
+    return np.bincount(state_index(y), minlength=2 ** y.shape[1]) / len(y)
+
+
+def tiny_dbm(sizes=(4, 3, 3), intra=False, std=1.0, seed=0):
+    m = BoltzmannMachine(list(sizes), intra=intra, weight_std=std, seed=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed + 100)
+    for l in range(m.n_layers):
+        m.b[l] = rng.normal(0, 0.7, m.sizes[l])
+    return m
+
+
+def sweep_kernel(U, ext, order):
+    """Exact transition matrix of one asynchronous sweep over ``order`` (all 2^n states)."""
+    n = len(ext)
+    S = all_states(n)
+    P = np.zeros((2 ** n, 2 ** n))
+    for a, y0 in enumerate(S):
+        dist = {tuple(y0): 1.0}
+        for j in order:
+            nxt = {}
+            for y, pr in dist.items():
+                y = np.array(y)
+                p1 = sampling.sigmoid(ext[j] + U[j] @ y)
+                for val, pv in ((1.0, p1), (0.0, 1 - p1)):
+                    z = y.copy()
+                    z[j] = val
+                    nxt[tuple(z)] = nxt.get(tuple(z), 0.0) + pr * pv
+            dist = nxt
+        for y, pr in dist.items():
+            P[a, state_index(np.array([y]))[0]] += pr
+    return P
+
+
+def tv(p, q):
+    return 0.5 * np.abs(p - q).sum()
+
+
+# --------------------------------------------------------------------------- E-step (Algorithm 2)
+def test_bottom_up_matches_product_of_sigmoids_with_top_down_zeroed():
+    m = tiny_dbm((4, 3, 3))
+    v = np.array([[1.0, 0.0, 1.0, 1.0]])
+    N = 40000
+    state, probs = sampling.bottom_up(m, np.repeat(v, N, axis=0), np.random.default_rng(1))
+    H1, H2 = all_states(3), all_states(3)
+    p1 = sampling.sigmoid(v @ m.W[1] + m.b[1])[0]
+    q1 = np.prod(np.where(H1 == 1, p1, 1 - p1), axis=1)
+    exact = np.zeros(64)
+    for a, h1 in enumerate(H1):
+        p2 = sampling.sigmoid(h1 @ m.W[2] + m.b[2])     # no input from above h2 (it is the top)
+        q2 = np.prod(np.where(H2 == 1, p2, 1 - p2), axis=1)
+        exact[a * 8:(a + 1) * 8] = q1[a] * q2
+    emp = frequencies(np.concatenate([state[1], state[2]], axis=1))
+    assert tv(emp, exact) < 0.02
+    # the reported probabilities are the bottom-up ones, not the full conditionals
+    np.testing.assert_allclose(probs[1][0], p1)
+    # a top-down input would change layer 1's distribution: the test can tell the difference
+    with_top = sampling.sigmoid(v @ m.W[1] + m.b[1] + state[2][:1] @ m.W[2].T)[0]
+    assert np.max(np.abs(with_top - p1)) > 0.05 or np.all(state[2][0] == 0)
+
+
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_bottom_up_with_intra_layer_weights_matches_exact_sweep(sweeps):
+    """Layer with U: independent bottom-up sample, then `sweeps` asynchronous sweeps (exact)."""
+    m = tiny_dbm((3, 4), intra=[False, True], std=1.2, seed=3)
+    v = np.array([[0.0, 1.0, 1.0]])
+    ext = (v @ m.W[1] + m.b[1])[0]
+    S = all_states(4)
+    p0 = sampling.sigmoid(ext)
+    start = np.prod(np.where(S == 1, p0, 1 - p0), axis=1)
+    K = sweep_kernel(m.U[1], ext, range(4))
+    exact = start @ np.linalg.matrix_power(K, sweeps)
+    N = 60000
+    state, _ = sampling.bottom_up(m, np.repeat(v, N, axis=0), np.random.default_rng(2), sweeps=sweeps)
+    assert tv(frequencies(state[1]), exact) < 0.015
+    # and it is not the same as skipping the sweeps (the check has power)
+    assert tv(start, exact) > 0.05
+
+
+def test_async_sweep_stationary_distribution_matches_enumeration():
+    """Many sweeps of one layer with U and a fixed external field sample p(h) ~ exp(-E)."""
+    m = tiny_dbm((2, 5), intra=[False, True], std=1.0, seed=5)
+    v = np.array([[1.0, 0.0]])
+    ext = (v @ m.W[1] + m.b[1])[0]
+    S = all_states(5)
+    logp = S @ ext + 0.5 * np.einsum("si,ij,sj->s", S, m.U[1], S)
+    exact = np.exp(logp - logp.max())
+    exact /= exact.sum()
+    N = 40000
+    state = [np.repeat(v, N, axis=0), np.zeros((N, 5))]
+    rng = np.random.default_rng(3)
+    order = np.array([3, 0, 4, 1, 2])
+    sampling.sample_layer(m, state, 1, rng, above=False, sweeps=30, order=order)
+    assert tv(frequencies(state[1]), exact) < 0.015
+    # the exact kernel leaves the Boltzmann distribution invariant
+    np.testing.assert_allclose(exact @ sweep_kernel(m.U[1], ext, order), exact, atol=1e-12)
+
+
+def reference_sweep(U, ext, y, u, order, clamp=None):
+    """Unit-by-unit sweep recomputing the full field each time, with given uniforms."""
+    y = y.copy()
+    p = np.zeros_like(y)
+    for k, j in enumerate(order):
+        z = ext[:, j] + y @ U[:, j]
+        pj = sampling.sigmoid(z)
+        new = (z > np.log(u[k] / (1 - u[k]))).astype(y.dtype)
+        if clamp is not None:
+            new = np.where(clamp[:, j], y[:, j], new)
+        y[:, j] = new
+        p[:, j] = pj
+    return y, p
+
+
+@pytest.mark.parametrize("n,order_kind,use_clamp", [(150, "default", False), (150, "perm", True),
+                                                     (70, "subset", False)])
+def test_blocked_sweep_equals_unit_by_unit_sweep(n, order_kind, use_clamp):
+    """The blocked implementation is the same chain as the naive loop, draw for draw."""
+    m = BoltzmannMachine([6, n], intra=[False, True], weight_std=0.3, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    B = 33
+    v = (rng.random((B, 6)) < 0.5).astype(np.float64)
+    y0 = (rng.random((B, n)) < 0.5).astype(np.float64)
+    order = {"default": np.arange(n), "perm": rng.permutation(n), "subset": rng.permutation(n)[:50]}[order_kind]
+    clamp = rng.random((B, n)) < 0.3 if use_clamp else None
+    state = [v, y0.copy()]
+    p = sampling.sample_layer(m, state, 1, np.random.default_rng(11), above=False, clamp=clamp,
+                              order=None if order_kind == "default" else order, sweeps=2)
+    u_rng = np.random.default_rng(11)
+    ext = v @ m.W[1] + m.b[1]
+    y = y0
+    for _ in range(2):
+        u = u_rng.random((len(order), B), dtype=np.float32).astype(np.float64)
+        y, p_ref = reference_sweep(m.U[1], ext, y, u, order, clamp)
+    np.testing.assert_array_equal(state[1], y)
+    np.testing.assert_allclose(p[:, order], p_ref[:, order], rtol=1e-9)
+    if clamp is not None:
+        np.testing.assert_array_equal(state[1][clamp], y0[clamp])
+
+
+def test_bad_sweep_order_is_refused():
+    m = BoltzmannMachine([3, 4], intra=[False, True])
+    state = [np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)]
+    rng = np.random.default_rng(0)
+    with pytest.raises(ModelError, match="twice"):
+        sampling.sample_layer(m, state, 1, rng, order=[0, 1, 1])
+    with pytest.raises(ModelError, match="outside"):
+        sampling.sample_layer(m, state, 1, rng, order=[0, 9])
+
+
+# --------------------------------------------------------------------------- network definitions
+def _doc(**over):
+    doc = {"name": "x", "layers": [{"size": 4}, {"size": 3}, {"size": 2, "intra": True}]}
+    doc.update(over)
+    return doc
+
+
+def test_valid_dbm_definition_builds_the_right_model():
+    spec = parse_network(_doc())
+    m = spec.build()
+    assert m.sizes == (4, 3, 2) and m.intra == [False, False, True]
+    assert m.U[2].shape == (2, 2) and m.U[1] is None
+
+
+@pytest.mark.parametrize("doc,match", [
+    (_doc(layers=[]), "at least one"),
+    (_doc(layers=[{"size": 4}, {"size": 0}]), r"layers\[1\].size must be a positive integer"),
+    (_doc(layers=[{"size": 4}, {"size": 2.5}]), r"layers\[1\].size"),
+    (_doc(layers=[{"size": 4}, {"size": 3, "intra": "yes"}]), r"layers\[1\].intra must be true or false"),
+    (_doc(layers=[{"size": 4}, {"size": 3, "lateral": True}]), r"unknown key\(s\) \['lateral'\]"),
+    (_doc(layers=[{"size": 4}]), "single-layer network needs intra"),
+    (_doc(neuron={"temperature": 0}), "temperature must be positive"),
+    (_doc(neuron={"temprature": 1.0}), "unknown key"),
+    (_doc(init={"seed": -1}), "seed must be a non-negative integer"),
+    (_doc(layers="784-500"), "at least one"),
+])
+def test_invalid_network_definitions_are_refused(doc, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_network(doc)
+
+
+def test_unknown_network_name_lists_shipped_ones():
+    with pytest.raises(ConfigError, match="dbm-500-1000"):
+        load_network("dbm-does-not-exist")
+
+
+def test_invalid_model_parameters_are_refused():
+    m = tiny_dbm((3, 2, 2), intra=[False, True, False])
+    with pytest.raises(ModelError, match="U1 must be symmetric"):
+        m.set_parameters({"U1": np.array([[0.0, 1.0], [0.0, 0.0]])})
+    m = tiny_dbm((3, 2, 2), intra=[False, True, False])
+    with pytest.raises(ModelError, match="zero diagonal"):
+        m.set_parameters({"U1": np.eye(2)})
+    m = tiny_dbm((3, 2, 2))
+    with pytest.raises(ModelError, match=r"W2 has shape \(3, 2\), expected \(2, 2\)"):
+        m.set_parameters({"W2": np.zeros((3, 2))})
+    with pytest.raises(ModelError, match="intra has 2 entries"):
+        BoltzmannMachine([3, 2, 2], intra=[True, False])
+
+
+@pytest.mark.parametrize("name", ["dbm-500-1000", "dbm-500-1000-intra"])
+def test_shipped_dbm_networks_load(name):
+    spec = load_network(name)
+    assert spec.sizes == (784, 500, 1000)
+    assert spec.intra == ((False, False, False) if "intra" not in name else (False, True, True))
