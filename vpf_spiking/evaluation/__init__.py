@@ -1,0 +1,24 @@
+"""Evaluation of trained Boltzmann machines (spec section 7).
+
+- :mod:`.reconstruction`: corrupted-image reconstruction by clamped Gibbs sampling.
+- :mod:`.parzen`: Parzen-window log-likelihood of model samples (Goodfellow et al. 2014).
+- :mod:`.ais`: annealed importance sampling of log Z and the test log-likelihood.
+- :mod:`.diagnostics`: weight statistics and hidden activations during training.
+"""
+
+from .ais import (AISResult, IntermediateDistribution, RBMAnnealing, ais, annealing_schedule,
+                  evaluate_ais, exact_log_z, rbm_log_likelihood, rbm_log_unnormalized)
+from .diagnostics import (DiagnosticsCallback, hidden_activation, mean_squared_weight,
+                          weight_sparsity, write_table)
+from .parzen import DEFAULT_SIGMAS, model_samples, parzen_evaluate, parzen_log_density
+from .reconstruction import (DEFAULT_PATTERNS, Corruption, evaluate_reconstruction, parse_patterns,
+                             reconstruct, reconstruction_errors, summarize_errors)
+
+__all__ = [
+    "AISResult", "IntermediateDistribution", "RBMAnnealing", "ais", "annealing_schedule",
+    "evaluate_ais", "exact_log_z", "rbm_log_likelihood", "rbm_log_unnormalized",
+    "DiagnosticsCallback", "hidden_activation", "mean_squared_weight", "weight_sparsity", "write_table",
+    "DEFAULT_SIGMAS", "model_samples", "parzen_evaluate", "parzen_log_density",
+    "DEFAULT_PATTERNS", "Corruption", "evaluate_reconstruction", "parse_patterns", "reconstruct",
+    "reconstruction_errors", "summarize_errors",
+]

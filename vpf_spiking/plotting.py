@@ -1,0 +1,100 @@
+"""Figures: image grids (filters, samples, reconstructions), training curves, histograms.
+
+Everything renders with matplotlib's Agg backend (no display needed) and writes a PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .errors import DataError  # noqa: E402
+
+
+def image_grid(images, shape=(28, 28), ncols=10, pad=1, normalize="each") -> np.ndarray:
+    """Tile (n, h*w) images into one 2-D array.
+
+    ``normalize="each"`` rescales every tile to [0, 1] (for weight filters, whose scale differs
+    per unit); ``None`` keeps values as they are (images already in [0, 1]).
+    """
+    x = np.asarray(images, dtype=np.float64)
+    h, w = shape
+    if x.ndim != 2 or x.shape[1] != h * w:
+        raise DataError(f"images have shape {x.shape}, expected (n, {h * w}) for {h}x{w} tiles")
+    if normalize == "each":
+        lo = x.min(axis=1, keepdims=True)
+        span = x.max(axis=1, keepdims=True) - lo
+        x = (x - lo) / np.where(span > 0, span, 1.0)
+    n = len(x)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad))
+    for i, img in enumerate(x):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img.reshape(h, w)
+    return grid
+
+
+def save_image_grid(images, path, shape=(28, 28), ncols=10, normalize=None, title=None) -> Path:
+    grid = image_grid(images, shape, ncols, normalize=normalize)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 30 + 0.5, grid.shape[0] / 30 + (0.8 if title else 0.3)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def save_filters(W, path, n=100, shape=(28, 28), ncols=10, title=None) -> Path:
+    """The first ``n`` receptive fields (columns of ``W``), each rescaled to its own range."""
+    W = np.asarray(W)
+    return save_image_grid(W[:, :n].T, path, shape, ncols, normalize="each", title=title)
+
+
+def plot_curves(df, x, columns, path, ylabel=None, logy=False, title=None, groupby=None) -> Path:
+    """Line plot of ``columns`` against ``x`` (one line per column, or per group and column)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
+    groups = [(None, df)] if groupby is None else list(df.groupby(groupby, sort=False))
+    for ax, col in zip(axes[0], columns):
+        for name, g in groups:
+            ax.plot(g[x], g[col], marker="o", ms=3, label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(col if ylabel is None else ylabel)
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if groupby is not None:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_histogram(values, path, bins=50, xlabel="mean hidden activation", title=None, labels=None) -> Path:
+    """Histogram of one array, or overlaid histograms of a list of arrays (``labels``)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    series = values if labels is not None else [values]
+    for i, v in enumerate(series):
+        ax.hist(np.asarray(v).ravel(), bins=bins, range=(0, 1) if xlabel.startswith("mean hidden") else None,
+                alpha=0.6 if labels is not None else 1.0, label=None if labels is None else labels[i])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("units")
+    if labels is not None:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
