@@ -1,0 +1,129 @@
+"""Confabulations (Algorithm 3): exact stationary distributions of tiny models, priors, errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vpf_spiking import generation
+from vpf_spiking.errors import ConfigError, DataError, ModelError
+from vpf_spiking.generation import confabulate, top_prior
+from vpf_spiking.model import BoltzmannMachine
+from vpf_spiking.sampling import sigmoid
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.float64)
+
+
+def frequencies(y):
+    w = 2 ** np.arange(y.shape[1])[::-1]
+    return np.bincount((y @ w).astype(int), minlength=2 ** y.shape[1]) / len(y)
+
+
+def tiny(sizes, intra=False, std=1.5, seed=0):
+    m = BoltzmannMachine(list(sizes), intra=intra, weight_std=std, seed=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed + 1)
+    for l in range(m.n_layers):
+        m.b[l] = rng.normal(0, 0.8, m.sizes[l])
+    return m
+
+
+def joint_table(m):
+    """p(y) of every state of a small model, as an array indexed [v, h1, h2, ...] in bits order."""
+    S = all_states(m.n_units)
+    logp = -m.energy(m.split(S))
+    p = np.exp(logp - logp.max())
+    return (p / p.sum()).reshape([2 ** n for n in m.sizes])
+
+
+def algorithm3_limit(m):
+    """Output distribution of Algorithm 3 on a 2-layer DBM as K -> infinity.
+
+    Stage 2 samples (h1, h2) from the DBM with v held at 0; stage 1 samples (v, h1) given
+    that h2.  So p(v) = sum_h2 p(h2 | v = 0) p(v | h2).
+    """
+    P = joint_table(m)                        # [v, h1, h2]
+    p_h2_given_v0 = P[0].sum(axis=0)
+    p_h2_given_v0 /= p_h2_given_v0.sum()
+    p_v_given_h2 = P.sum(axis=1) / P.sum(axis=(0, 1))   # [v, h2]
+    return p_v_given_h2 @ p_h2_given_v0
+
+
+def tv(p, q):
+    return 0.5 * np.abs(p - q).sum()
+
+
+def test_rbm_confabulations_sample_the_exact_marginal():
+    m = tiny((4, 3))
+    exact = joint_table(m).sum(axis=1)
+    v = confabulate(m, 40000, steps=30, rng=0, binary=True)
+    assert tv(frequencies(v), exact) < 0.02
+
+
+@pytest.mark.parametrize("intra,seed", [(False, 0), ([False, True, False], 4)])
+def test_dbm_confabulations_match_the_exact_stage_wise_limit(intra, seed):
+    m = tiny((4, 3, 2), intra=intra, std=3.0, seed=seed)
+    exact = algorithm3_limit(m)
+    v = confabulate(m, 40000, steps=30, rng=1, binary=True)
+    assert tv(frequencies(v), exact) < 0.02
+    # power: a stage 1 that forgot h2's top-down input would sample the (v, h1) sub-RBM
+    sub = BoltzmannMachine([4, 3], intra=[False, m.intra[1]], dtype=np.float64,
+                           W=[None, m.W[1]], U=[None, m.U[1]], b=[m.b[0], m.b[1]])
+    assert tv(exact, joint_table(sub).sum(axis=1)) > 0.1
+
+
+def test_greyscale_output_is_p_v_given_h1():
+    m = tiny((4, 3, 2))
+    v, state = confabulate(m, 50, steps=3, rng=2, return_hidden=True)
+    np.testing.assert_allclose(v, sigmoid(state[1] @ m.W[1].T + m.b[0]))
+    assert np.all(state[2] == state[2].astype(bool))
+
+
+def test_p_prior_is_the_mean_bottom_up_top_activation():
+    m = tiny((4, 3, 2), std=1.0, seed=4)
+    rng = np.random.default_rng(0)
+    data = (rng.random((20, 4)) < 0.5).astype(np.float64)
+    H1 = all_states(3)
+    expected = np.zeros(2)
+    for v in data:
+        p1 = sigmoid(v @ m.W[1] + m.b[1])
+        q1 = np.prod(np.where(H1 == 1, p1, 1 - p1), axis=1)
+        expected += q1 @ sigmoid(H1 @ m.W[2] + m.b[2])
+    expected /= len(data)
+    got = top_prior(m, "p", data=np.repeat(data, 2000, axis=0), rng=1)
+    np.testing.assert_allclose(got, expected, atol=0.01)
+    np.testing.assert_array_equal(top_prior(m, "R"), [0.5, 0.5])
+
+
+def prior_memory_model():
+    """h1_j and h2_j (j = 0, 1) strongly coupled, v disconnected: h2 keeps the prior's imprint."""
+    m = tiny((4, 3, 2), std=0.0, seed=6)
+    m.W[2][:] = 0.0
+    m.W[2][0, 0] = m.W[2][1, 1] = 10.0
+    m.b[1][:] = -5.0
+    m.b[2][:] = -5.0
+    return m
+
+
+@pytest.mark.parametrize("prior", [[1.0, 0.0], [0.0, 1.0]])
+def test_the_prior_sets_the_starting_top_state(prior):
+    m = prior_memory_model()
+    _, state = confabulate(m, 2000, prior_probs=np.array(prior), steps=2, rng=0, return_hidden=True)
+    np.testing.assert_allclose(state[2].mean(axis=0), prior, atol=0.1)
+
+
+def test_bad_requests_are_refused():
+    m = tiny((4, 3, 2))
+    with pytest.raises(ConfigError, match="prior must be 'r'"):
+        confabulate(m, 10, prior="x")
+    with pytest.raises(ConfigError, match="needs the training data"):
+        confabulate(m, 10, prior="p")
+    with pytest.raises(DataError, match="4 visible units"):
+        top_prior(m, "p", data=np.zeros((5, 7)))
+    with pytest.raises(ConfigError, match="at least 1"):
+        confabulate(m, 10, steps=0)
+    with pytest.raises(ConfigError, match="prior probabilities must be 2 values"):
+        confabulate(m, 10, prior_probs=[0.5, 0.5, 0.5])
+    with pytest.raises(ModelError, match="at least one hidden layer"):
+        confabulate(BoltzmannMachine([5], intra=True), 10)

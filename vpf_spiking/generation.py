@@ -1,0 +1,210 @@
+"""Confabulations: images generated top-down from a deep Boltzmann machine (Algorithm 3).
+
+The top hidden layer h_L is drawn from a prior, then the sample is carried down one pair of
+layers at a time.  Stage l (l = L, ..., 1) runs ``steps`` Gibbs steps that alternate between
+layer l-1 and layer l, starting from the state the previous stage left; a step resamples
+layer l-1 first (it has no state yet when the stage starts), then layer l.  Layers with
+intra-layer weights are resampled by asynchronous sweeps (:func:`vpf_spiking.sampling.sample_layer`).
+The output is the visible probabilities p(v | h1) given the final h1 (greyscale), or a binary
+sample of them.
+
+Priors of the top layer (spec section 4):
+
+- ``"r"``: every unit Bernoulli(1/2);
+- ``"p"``: unit j Bernoulli(m_j), where m_j is the mean bottom-up activation of unit j over
+  the training set (the E-step's probabilities, top-down input zeroed).
+
+Choices the spec leaves open, made here:
+
+- during stage l the layers above l keep their final values and layer l receives their
+  top-down input (it is the full DBM conditional of layer l given the layers around it);
+  layers below l-1 have not been generated yet and are held at zero, so they add no input;
+- the intra-layer sweeps of a layer with U start from that layer's current state.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError, ModelError
+from .sampling import bernoulli, bottom_up, external_field, sample_layer, sigmoid
+
+PRIORS = ("r", "p")
+
+
+def top_prior(model, kind="r", data=None, sweeps=1, rng=None, chunk=5000) -> np.ndarray:
+    """Per-unit probabilities of the top layer's prior: ``"r"`` (1/2) or ``"p"`` (data means).
+
+    ``data`` (binary training images, (n, n_visible)) is needed for ``"p"``: the prior is the
+    mean over the images of the bottom-up probabilities of the top layer (E-step with
+    ``sweeps`` intra-layer sweeps).
+    """
+    kind = str(kind).lower()
+    if kind not in PRIORS:
+        raise ConfigError(f"prior must be 'r' (Bernoulli 1/2) or 'p' (mean bottom-up activation), got {kind!r}")
+    n_top = model.sizes[-1]
+    if kind == "r":
+        return np.full(n_top, 0.5)
+    if data is None:
+        raise ConfigError("the 'p' prior needs the training data (the mean bottom-up activation of the top layer)")
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[1] != model.sizes[0] or len(data) == 0:
+        raise DataError(f"training data has shape {data.shape}, the model has {model.sizes[0]} visible units")
+    rng = np.random.default_rng(rng)
+    total = np.zeros(n_top)
+    for a in range(0, len(data), chunk):
+        _, probs = bottom_up(model, data[a:a + chunk], rng, sweeps=sweeps)
+        total += probs[-1].sum(axis=0, dtype=np.float64)
+    return total / len(data)
+
+
+def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data=None, sweeps=1,
+                binary=False, chunk=2000, progress=False, return_hidden=False):
+    """Generate ``n`` confabulations (Algorithm 3).
+
+    Parameters
+    ----------
+    model : BoltzmannMachine
+        At least one hidden layer.
+    n : int
+        Number of samples (independent chains).
+    prior : {"r", "p"}
+        Prior of the top layer; ``"p"`` needs ``prior_probs`` (from :func:`top_prior`) or ``data``.
+    steps : int
+        Gibbs steps K per stage.
+    sweeps : int
+        Asynchronous sweeps per update of a layer with intra-layer weights.
+    binary : bool
+        Return a binary sample of the visible layer instead of p(v | h1).
+    chunk : int
+        Chains run together (bounds memory).
+    return_hidden : bool
+        Also return the final state of every layer (list of (n, n_l) arrays).
+
+    Returns
+    -------
+    (n, n_visible) array in the model's dtype (and the final states if asked).
+    """
+    if model.n_layers < 2:
+        raise ModelError("confabulation needs at least one hidden layer (Algorithm 3 generates top-down)")
+    n, steps, chunk = int(n), int(steps), int(chunk)
+    if n < 1:
+        raise ConfigError(f"number of samples must be at least 1, got {n}")
+    if steps < 1:
+        raise ConfigError(f"Gibbs steps per stage must be at least 1, got {steps}")
+    if chunk < 1:
+        raise ConfigError(f"chunk must be at least 1, got {chunk}")
+    rng = np.random.default_rng(rng)
+    if prior_probs is None:
+        prior_probs = top_prior(model, prior, data=data, sweeps=sweeps, rng=rng)
+    prior_probs = np.asarray(prior_probs, dtype=np.float64)
+    if prior_probs.shape != (model.sizes[-1],) or np.any((prior_probs < 0) | (prior_probs > 1)):
+        raise ConfigError(f"prior probabilities must be {model.sizes[-1]} values in [0, 1], "
+                          f"got shape {prior_probs.shape}")
+    L = model.n_layers - 1
+    out = np.empty((n, model.sizes[0]), dtype=model.dtype)
+    hidden = [np.empty((n, k), dtype=model.dtype) for k in model.sizes] if return_hidden else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n * L * steps, desc="confabulating", unit="chain-step", mininterval=1.0)
+    p_top = prior_probs.astype(model.dtype)
+    for a in range(0, n, chunk):
+        m = min(chunk, n - a)
+        state = [np.zeros((m, k), dtype=model.dtype) for k in model.sizes]
+        state[L] = bernoulli(np.broadcast_to(p_top, (m, model.sizes[L])), rng)
+        for l in range(L, 0, -1):
+            for _ in range(steps):
+                sample_layer(model, state, l - 1, rng, sweeps=sweeps)
+                sample_layer(model, state, l, rng, sweeps=sweeps)
+                if bar is not None:
+                    bar.update(m)
+        pv = visible_probabilities(model, state)
+        out[a:a + m] = bernoulli(pv, rng) if binary else pv
+        if return_hidden:
+            for l in range(model.n_layers):
+                hidden[l][a:a + m] = state[l]
+    if bar is not None:
+        bar.close()
+    return (out, hidden) if return_hidden else out
+
+
+def visible_probabilities(model, state) -> np.ndarray:
+    """p(v | h1) for a visible layer without intra-layer weights (greyscale output)."""
+    if model.U[0] is not None:
+        # with visible-visible weights the units are not independent given h1: report the
+        # probabilities of one asynchronous sweep instead
+        return sample_layer(model, [s.copy() for s in state], 0, np.random.default_rng(0), above=True)
+    return sigmoid(external_field(model, state, 0) / model.temperature).astype(model.dtype, copy=False)
+
+
+# ============================================================================ vpf sample
+SAMPLE_DESCRIPTION = """\
+Draw confabulations from a trained model (Algorithm 3): the top layer from a prior, then
+K Gibbs steps per pair of layers down to the visible layer.  Writes a grid of the visible
+probabilities p(v | h1) as a PNG and, optionally, all samples as .npy.
+
+priors:
+  r   every top unit Bernoulli(1/2)
+  p   top unit j Bernoulli(mean bottom-up activation of j over the training data; needs --data)
+
+examples:
+  vpf sample runs/dbm/model.npz --prior r --out grid.png
+  vpf sample runs/dbm/model.npz --prior p --data mnist --n 10000 --steps 100 --out grid.png --npy samples.npy
+"""
+
+
+def add_subcommand(subparsers):
+    from .cli import _formatter
+
+    p = subparsers.add_parser("sample", help="draw confabulations from a trained model (Algorithm 3)",
+                              description=SAMPLE_DESCRIPTION, formatter_class=_formatter)
+    p.add_argument("model", metavar="MODEL", help="a model .npz written by 'vpf train'")
+    p.add_argument("--prior", default="r", type=str.lower, help="r or p (default: r)")
+    p.add_argument("--data", metavar="mnist|fashion-mnist|FILE",
+                   help="training data for the p prior (its mean bottom-up top-layer activation)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/")
+    p.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
+    p.add_argument("--steps", type=int, default=100, metavar="K", help="Gibbs steps per stage (default: 100)")
+    p.add_argument("--sweeps", type=int, default=1, help="asynchronous sweeps per update of a layer with intra-layer weights (default: 1)")
+    p.add_argument("--binary", action="store_true", help="binary samples instead of p(v | h1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default="samples.png", metavar="PNG", help="grid image (default: samples.png; at most 100 shown)")
+    p.add_argument("--npy", metavar="FILE", help="also save all samples as a .npy array")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sample)
+    return p
+
+
+def cmd_sample(args):
+    from .data import resolve_data
+    from .model import BoltzmannMachine
+    from .plotting import save_image_grid
+
+    if args.prior not in PRIORS:
+        raise ConfigError(f"--prior: unknown value {args.prior!r} (choose from r, p)")
+    for opt, v in (("--n", args.n), ("--steps", args.steps), ("--sweeps", args.sweeps)):
+        if v < 1:
+            raise ConfigError(f"{opt} must be at least 1, got {v}")
+    if args.prior == "p" and not args.data:
+        raise ConfigError("--prior p needs --data (the training set whose bottom-up activations define it)")
+    if args.prior == "r" and args.data:
+        raise ConfigError("--data is only used by --prior p")
+    model = BoltzmannMachine.load(args.model)
+    data = resolve_data(args.data, "train", data_dir=args.data_dir) if args.data else None
+    samples = confabulate(model, args.n, prior=args.prior, steps=args.steps, rng=args.seed, data=data,
+                          sweeps=args.sweeps, binary=args.binary, progress=not args.no_progress)
+    side = int(round(np.sqrt(model.sizes[0])))
+    shape = (side, side) if side * side == model.sizes[0] else (1, model.sizes[0])
+    png = save_image_grid(samples[:100], args.out, shape=shape, ncols=10,
+                          title=f"{Path(args.model).stem}: prior {args.prior.upper()}, K={args.steps}")
+    print(f"wrote {png}")
+    if args.npy:
+        npy = Path(args.npy)
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        np.save(npy, samples)
+        print(f"wrote {npy} ({samples.shape[0]} x {samples.shape[1]})")
+    return 0
