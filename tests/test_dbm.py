@@ -228,3 +228,69 @@ def test_shipped_dbm_networks_load(name):
     spec = load_network(name)
     assert spec.sizes == (784, 500, 1000)
     assert spec.intra == ((False, False, False) if "intra" not in name else (False, True, True))
+
+
+# --------------------------------------------------------------------------- AIS bound for DBMs
+from vpf_spiking.evaluation.ais import exact_log_z  # noqa: E402
+from vpf_spiking.evaluation.ais_dbm import (dbm_as_rbm, evaluate_dbm_ais, mean_field,  # noqa: E402
+                                            variational_bound_unnormalized)
+
+
+def exact_log_p_unnormalized(m, V):
+    """log sum_h exp(-E(v, h)/T) for each row of V, by enumerating every hidden state."""
+    H = all_states(sum(m.sizes[1:]))
+    out = []
+    for v in V:
+        S = np.hstack([np.repeat(v[None], len(H), axis=0), H])
+        e = -m.energy(m.split(S)) / m.temperature
+        out.append(np.logaddexp.reduce(e))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("sizes", [(5, 4, 3), (4, 3, 3, 2)])
+def test_dbm_as_rbm_has_the_same_energy_and_partition_function(sizes):
+    m = tiny_dbm(sizes, std=0.8)
+    m.temperature = 1.3
+    rbm = dbm_as_rbm(m)
+    rng = np.random.default_rng(0)
+    S = (rng.random((50, m.n_units)) < 0.5).astype(np.float64)
+    st = m.split(S)
+    odd = np.hstack([st[l] for l in range(1, m.n_layers, 2)])
+    even = np.hstack([st[l] for l in range(0, m.n_layers, 2)])
+    np.testing.assert_allclose(rbm.energy([odd, even]), m.energy(st), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(exact_log_z(rbm), exact_log_z(m), rtol=1e-12)
+
+
+def test_dbm_ais_matches_exact_log_z_and_the_bound_is_below_the_exact_likelihood():
+    m = tiny_dbm((6, 5, 4), std=1.0, seed=1)
+    rng = np.random.default_rng(2)
+    test = (rng.random((30, 6)) < 0.5).astype(np.float64)
+    res = evaluate_dbm_ais(m, test, base_data=test, n_betas=3000, n_runs=200, seed=0)
+    log_z = exact_log_z(m)
+    assert abs(res["log_z"] - log_z) < max(4 * res["log_z_se"], 0.02)
+    exact_lp = exact_log_p_unnormalized(m, test) - log_z
+    bound = variational_bound_unnormalized(m, test) - log_z
+    assert np.all(bound <= exact_lp + 1e-9)
+    assert np.mean(exact_lp - bound) < 1.0             # a useful bound, not a vacuous one
+    np.testing.assert_allclose(res["test_bound"], bound.mean() + log_z - res["log_z"], rtol=1e-9)
+
+
+def test_mean_field_bound_is_tight_for_weak_weights_and_never_decreases():
+    m = tiny_dbm((6, 5, 4), std=0.05, seed=3)
+    rng = np.random.default_rng(4)
+    V = (rng.random((20, 6)) < 0.5).astype(np.float64)
+    exact = exact_log_p_unnormalized(m, V)
+    b0, b1, b50 = (variational_bound_unnormalized(m, V, iterations=k) for k in (0, 1, 50))
+    assert np.all(b1 >= b0 - 1e-12) and np.all(b50 >= b1 - 1e-12)
+    assert np.all(exact - b50 < 0.01) and np.all(exact - b50 >= -1e-9)
+    mu = mean_field(m, V)
+    assert len(mu) == 3 and mu[2].shape == (20, 4)
+
+
+def test_dbm_bound_refuses_rbms_and_intra_layer_weights():
+    with pytest.raises(ModelError, match="two hidden layers"):
+        dbm_as_rbm(tiny_dbm((4, 3)))
+    with pytest.raises(ModelError, match="without intra-layer weights"):
+        dbm_as_rbm(tiny_dbm((4, 3, 2), intra=[False, True, False]))
+    with pytest.raises(Exception, match="visible units"):
+        variational_bound_unnormalized(tiny_dbm((4, 3, 2)), np.zeros((2, 5)))
