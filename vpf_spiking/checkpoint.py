@@ -1,0 +1,144 @@
+"""Training checkpoints: everything needed to continue a run bit for bit, in one pickle-free ``.npz``.
+
+Entries (all plain arrays; ``np.load(path, allow_pickle=False)`` reads them):
+
+* ``format`` = ``"vpf-spiking-checkpoint"``; ``meta``: a JSON string with ``version``, ``epoch``
+  (epochs completed), ``model`` (sizes, intra, temperature, tau_ms, name), ``trainer`` (the
+  settings that must match on resume), ``data`` (shape and sum of the training set, a cheap
+  fingerprint), ``rng`` (``numpy.random.Generator.bit_generator.state``) and ``history`` (one dict
+  of metrics per completed epoch);
+* ``model.<name>``: the parameters (``W1``, ``U1``, ``b0``, ...);
+* ``optim.<key>``: the optimizer state (:meth:`vpf_spiking.optim.Optimizer.state_arrays`);
+* ``extra.<key>``: trainer state such as the persistent chains of PCD.
+
+Files are written through :func:`vpf_spiking.model.atomic_savez`, so a run killed while saving
+leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import BoltzmannMachine, atomic_savez
+
+FORMAT_NAME = "vpf-spiking-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file (see the module docstring)."""
+
+    epoch: int
+    model: BoltzmannMachine
+    optimizer: dict
+    rng_state: dict
+    trainer: dict
+    data: dict
+    history: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def make_rng(self) -> np.random.Generator:
+        """A Generator in exactly the saved state."""
+        return restore_rng(self.rng_state)
+
+
+def restore_rng(state: dict) -> np.random.Generator:
+    name = state.get("bit_generator")
+    bitgen_cls = getattr(np.random, str(name), None)
+    if bitgen_cls is None or not isinstance(bitgen_cls, type) or not issubclass(bitgen_cls, np.random.BitGenerator):
+        raise ConfigError(f"checkpoint: unknown random bit generator {name!r}")
+    bitgen = bitgen_cls()
+    bitgen.state = state
+    return np.random.Generator(bitgen)
+
+
+def _plain(value):
+    """JSON-safe copy of a metrics value (numpy scalars become Python numbers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_checkpoint(path, *, epoch: int, model: BoltzmannMachine, optimizer: dict, rng: np.random.Generator,
+                    trainer: dict, data: dict, history: list, extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically; returns the path written (``.npz`` appended if missing)."""
+    meta = {
+        "version": FORMAT_VERSION,
+        "epoch": int(epoch),
+        "model": model._meta(),
+        "trainer": _plain(trainer),
+        "data": _plain(data),
+        # Python's json writes floats with repr, which round-trips exactly (NaN as NaN)
+        "rng": _plain(rng.bit_generator.state),
+        "history": _plain(list(history)),
+    }
+    arrays = {"format": np.array(FORMAT_NAME), "meta": np.array(json.dumps(meta))}
+    for name, a in model.parameters().items():
+        arrays[f"model.{name}"] = a
+    for name, a in optimizer.items():
+        arrays[f"optim.{name}"] = np.asarray(a)
+    for name, a in (extra or {}).items():
+        arrays[f"extra.{name}"] = np.asarray(a)
+    return atomic_savez(path, arrays)
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; errors name the file and the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except Exception as exc:  # zipfile/ValueError/OSError: all mean "not a readable checkpoint"
+        raise ConfigError(f"{path}: not a readable checkpoint ({exc})") from None
+    if "format" not in data or str(data["format"]) != FORMAT_NAME:
+        raise ConfigError(f"{path}: not a vpf-spiking checkpoint (missing or wrong 'format' entry)")
+    try:
+        meta = json.loads(str(data["meta"]))
+        mm = meta["model"]
+        epoch = int(meta["epoch"])
+    except Exception:
+        raise ConfigError(f"{path}: damaged 'meta' entry") from None
+    if meta.get("version", 0) > FORMAT_VERSION:
+        raise ConfigError(f"{path}: written by a newer checkpoint format (version {meta['version']})")
+    L = len(mm["sizes"])
+    try:
+        W = [None] + [data[f"model.W{l}"] for l in range(1, L)]
+        b = [data[f"model.b{l}"] for l in range(L)]
+        U = [data[f"model.U{l}"] if mm["intra"][l] else None for l in range(L)]
+        model = BoltzmannMachine(mm["sizes"], intra=mm["intra"], temperature=mm["temperature"],
+                                 tau_ms=mm.get("tau_ms", 10.0), name=mm.get("name", "checkpoint"),
+                                 dtype=b[0].dtype, W=W, U=U, b=b)
+    except KeyError as exc:
+        raise ConfigError(f"{path}: missing array {exc}") from None
+    except ValueError as exc:  # ModelError: shapes or non-finite values
+        raise ConfigError(f"{path}: {exc}") from None
+    optimizer = {k[len("optim."):]: v for k, v in data.items() if k.startswith("optim.")}
+    extra = {k[len("extra."):]: v for k, v in data.items() if k.startswith("extra.")}
+    history = [{k: (float("nan") if v is None else v) for k, v in row.items()} for row in meta.get("history", [])]
+    return Checkpoint(epoch=epoch, model=model, optimizer=optimizer, rng_state=meta["rng"],
+                      trainer=meta.get("trainer", {}), data=meta.get("data", {}), history=history, extra=extra)
+
+
+def data_fingerprint(x: np.ndarray) -> dict:
+    """Shape and sum of the training set: enough to notice resuming on different data."""
+    return {"shape": list(x.shape), "sum": float(np.sum(x, dtype=np.float64))}
+
+
+def same_fingerprint(a: dict, b: dict) -> bool:
+    return list(a.get("shape", [])) == list(b.get("shape", [])) and math.isclose(
+        a.get("sum", 0.0), b.get("sum", 0.0), rel_tol=1e-9, abs_tol=1e-6)
