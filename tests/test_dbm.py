@@ -294,3 +294,42 @@ def test_dbm_bound_refuses_rbms_and_intra_layer_weights():
         dbm_as_rbm(tiny_dbm((4, 3, 2), intra=[False, True, False]))
     with pytest.raises(Exception, match="visible units"):
         variational_bound_unnormalized(tiny_dbm((4, 3, 2)), np.zeros((2, 5)))
+
+
+# --------------------------------------------------------------------------- learning (Algorithm 2)
+def _known_distribution():
+    """Three 6-pixel prototypes, each pixel flipped with probability 0.05: p(v) in closed form."""
+    protos = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0], [1, 0, 0, 0, 1, 1]], dtype=np.float64)
+    V = all_states(6)
+    dist = (protos[None, :, :] != V[:, None, :]).sum(axis=2)
+    p = (0.05 ** dist * 0.95 ** (6 - dist)).mean(axis=1)
+    return protos, V, p
+
+
+def _exact_marginal(m):
+    S = all_states(m.n_units)
+    logp = -m.energy(m.split(S)) / m.temperature
+    p = np.exp(logp - logp.max())
+    p = (p / p.sum()).reshape(2 ** m.sizes[0], -1).sum(axis=1)
+    return p
+
+
+@pytest.mark.parametrize("intra", [False, [False, True, True]])
+def test_vpf_learns_a_known_distribution_with_a_dbm_and_generation_reproduces_it(intra):
+    from vpf_spiking.generation import confabulate
+    from vpf_spiking.trainers import VPFTrainer
+
+    protos, V, p_data = _known_distribution()
+    rng = np.random.default_rng(0)
+    x = V[rng.choice(len(V), size=3000, p=p_data)]
+    m = BoltzmannMachine([6, 4, 3], intra=intra, weight_std=0.1, seed=0, dtype=np.float64)
+    kl = lambda q: float(np.sum(p_data * (np.log(p_data) - np.log(q))))  # noqa: E731
+    kl0 = kl(_exact_marginal(m))
+    VPFTrainer(epochs=60, batch_size=100, learning_rate=0.03, progress=False, seed=1).fit(m, x)
+    p_model = _exact_marginal(m)
+    assert kl(p_model) < 0.05 * kl0 and kl(p_model) < 0.1   # measured: 1.9 -> 0.04
+    # confabulations put their mass where the data is
+    v = confabulate(m, 5000, steps=20, rng=2, binary=True)
+    p_conf = frequencies(v)
+    assert tv(p_conf, p_data) < 0.2                          # measured: 0.12-0.13
+    assert p_conf[state_index(protos)].sum() > 0.55           # data: 0.74, measured 0.66-0.70
