@@ -3,8 +3,7 @@ import pytest
 from scipy.special import logsumexp
 
 from vpf_spiking.errors import ConfigError, DataError
-from vpf_spiking.evaluation.parzen import model_samples, parzen_evaluate, parzen_log_density
-from vpf_spiking.model import BoltzmannMachine
+from vpf_spiking.evaluation.parzen import parzen_evaluate, parzen_log_density
 
 
 def brute_force(x, s, sigma):
@@ -55,10 +54,3 @@ def test_bad_input_raises(rng):
         parzen_log_density(rng.random((3, 4)), rng.random((3, 4)), [0.2, -1])
     with pytest.raises(DataError, match="non-finite"):
         parzen_log_density(np.full((2, 4), np.nan), rng.random((3, 4)), 0.2)
-
-
-def test_model_samples_are_greyscale_probabilities(rng):
-    m = BoltzmannMachine([12, 4], weight_std=1.0, seed=0)
-    s = model_samples(m, 30, 5, rng, chunk=7)
-    assert s.shape == (30, 12) and (s > 0).all() and (s < 1).all()
-    assert len(np.unique(s)) > 30  # probabilities, not binary samples

@@ -10,7 +10,8 @@ from .ais import (AISResult, IntermediateDistribution, RBMAnnealing, ais, anneal
                   evaluate_ais, exact_log_z, rbm_log_likelihood, rbm_log_unnormalized)
 from .diagnostics import (DiagnosticsCallback, hidden_activation, mean_squared_weight,
                           weight_sparsity, write_table)
-from .parzen import DEFAULT_SIGMAS, model_samples, parzen_evaluate, parzen_log_density
+from .parzen import DEFAULT_SIGMAS, parzen_evaluate, parzen_log_density
+from . import experiment  # noqa: F401  (registers the protocol kinds)
 from .reconstruction import (DEFAULT_PATTERNS, Corruption, evaluate_reconstruction, parse_patterns,
                              reconstruct, reconstruction_errors, summarize_errors)
 
@@ -18,7 +19,7 @@ __all__ = [
     "AISResult", "IntermediateDistribution", "RBMAnnealing", "ais", "annealing_schedule",
     "evaluate_ais", "exact_log_z", "rbm_log_likelihood", "rbm_log_unnormalized",
     "DiagnosticsCallback", "hidden_activation", "mean_squared_weight", "weight_sparsity", "write_table",
-    "DEFAULT_SIGMAS", "model_samples", "parzen_evaluate", "parzen_log_density",
+    "DEFAULT_SIGMAS", "parzen_evaluate", "parzen_log_density",
     "DEFAULT_PATTERNS", "Corruption", "evaluate_reconstruction", "parse_patterns", "reconstruct",
     "reconstruction_errors", "summarize_errors",
 ]

@@ -23,14 +23,15 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError, ModelError
 from ..sampling import bernoulli, sigmoid
 
 
 def softplus(x):
-    """log(1 + e^x), stable for both signs."""
-    return np.logaddexp(0.0, x)
+    """log(1 + e^x), stable for both signs (2-3x faster than np.logaddexp(0, x))."""
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
 
 
 # ---------------------------------------------------------------------------- schedules
@@ -133,8 +134,12 @@ def summarize_log_weights(log_w, log_z_base=0.0) -> tuple[float, float, float, f
     return float(log_z), float(se), float(lower), float(upper)
 
 
-def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=False) -> AISResult:
-    """Estimate log Z of the beta = 1 member of ``dist`` with ``n_runs`` parallel AIS runs."""
+def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=False,
+        blas_threads=1) -> AISResult:
+    """Estimate log Z of the beta = 1 member of ``dist`` with ``n_runs`` parallel AIS runs.
+
+    ``blas_threads`` caps the BLAS threads during the loop (None: no cap).
+    """
     betas = np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
         raise ConfigError("AIS inverse temperatures must increase strictly from 0 to 1")
@@ -148,9 +153,12 @@ def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=Fa
     if progress:
         from tqdm.auto import tqdm
         steps = tqdm(steps, desc="AIS", unit="beta", mininterval=1.0)
-    for k in steps:
-        x, lw = dist.step(x, betas[k - 1], betas[k], rng)
-        log_w += lw
+    # A (100 x 784) @ (784 x 500) product is too small to share between threads: on a busy
+    # 2-core machine two BLAS threads made each step ~20x slower than one.
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        for k in steps:
+            x, lw = dist.step(x, betas[k - 1], betas[k], rng)
+            log_w += lw
     if not np.all(np.isfinite(log_w)):
         raise ModelError("AIS produced non-finite importance weights (model parameters too large?)")
     log_z, se, lo, hi = summarize_log_weights(log_w, dist.log_z_base)
@@ -205,9 +213,10 @@ class RBMAnnealing(IntermediateDistribution):
         return vd @ ((1 - beta) * self.b_base + beta * self.b) + softplus(beta * a).sum(axis=1)
 
     def _move(self, a, beta, rng):
-        h = bernoulli(sigmoid(beta * a).astype(self.dtype), rng)
-        field = (1 - beta) * self.b_base + beta * (self.b + (h @ self.W.T).astype(np.float64))
-        return bernoulli(sigmoid(field).astype(self.dtype), rng)
+        # sampling needs no float64: the probabilities are taken in the model's dtype
+        h = bernoulli(sigmoid((beta * a).astype(self.dtype)), rng)
+        field = beta * (h @ self.W.T) + ((1 - beta) * self.b_base + beta * self.b).astype(self.dtype)
+        return bernoulli(sigmoid(field), rng)
 
     def transition(self, v, beta, rng):
         return self._move(self._pre(v), beta, rng)

@@ -75,6 +75,9 @@ class DiagnosticsCallback:
         row["dead_units"] = int(np.sum(act < 0.01))
         row["saturated_units"] = int(np.sum(act > 0.99))
         self.rows.append(row)
+        if isinstance(metrics, dict):
+            # the trainer keeps what the callback adds in its history and checkpoint
+            metrics.update({k: v for k, v in row.items() if k not in metrics})
 
     __call__ = record
 

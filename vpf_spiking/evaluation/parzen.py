@@ -10,6 +10,9 @@ they are computed once per chunk of query images with one GEMM through
 ||x - s||^2 = |x|^2 + |s|^2 - 2 x.s in float64 (in float32 the cancellation error of the
 expansion reaches ~1e-4, which sigma = 0.1 would magnify to ~0.01 nats), and every sigma is then
 scored from the same chunk.  Memory: one (chunk, n_samples) float64 array.
+
+The samples of a Boltzmann machine are its confabulations
+(:func:`vpf_spiking.generation.confabulate`, visible probabilities p(v | h1) of the last step).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ..errors import ConfigError, DataError
-from ..sampling import gibbs
 
 DEFAULT_SIGMAS = np.logspace(-1, 0, 10)
 
@@ -73,31 +75,3 @@ def parzen_evaluate(test, validation, samples, sigmas=DEFAULT_SIGMAS, chunk=1000
     return {"sigma": best, "mean": float(lp.mean()), "se": float(lp.std(ddof=1) / np.sqrt(len(lp))),
             "n_test": int(len(lp)), "n_samples": int(np.shape(samples)[0]),
             "validation": pd.DataFrame({"sigma": sig, "mean_log_density": val})}
-
-
-def model_samples(model, n, steps, rng, init="random", data=None, chunk=5000) -> np.ndarray:
-    """``n`` greyscale samples: visible probabilities after ``steps`` Gibbs steps of ``n`` chains.
-
-    Every chain starts independently.  ``init="random"``: every unit Bernoulli(1/2) (the "R"
-    prior of Algorithm 3); ``init="marginals"``: visible units Bernoulli(mean of ``data``), the
-    hidden ones filled in by the first Gibbs half-step.  Returned probabilities are those of the
-    visible layer in the last step, p(v | h), as the protocol asks (greyscale, not binary).
-    """
-    if steps < 1:
-        raise ConfigError(f"sampling needs at least one Gibbs step, got {steps}")
-    out = np.empty((n, model.sizes[0]), dtype=model.dtype)
-    for a in range(0, n, chunk):
-        m = min(chunk, n - a)
-        if init == "random":
-            state = [(rng.random((m, k)) < 0.5).astype(model.dtype) for k in model.sizes]
-        elif init == "marginals":
-            if data is None:
-                raise ConfigError("init='marginals' needs the training data")
-            p = np.asarray(data, dtype=np.float64).mean(axis=0)
-            state = [(rng.random((m, model.sizes[0])) < p).astype(model.dtype)]
-            state += [np.zeros((m, k), dtype=model.dtype) for k in model.sizes[1:]]
-        else:
-            raise ConfigError(f"init must be 'random' or 'marginals', got {init!r}")
-        _, probs = gibbs(model, state, steps, rng)
-        out[a:a + m] = probs[0]
-    return out
