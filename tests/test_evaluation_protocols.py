@@ -89,3 +89,19 @@ def test_bad_protocols_name_the_problem(toy_data, tmp_path):
     cfg["ais"]["n_betass"] = 3
     with pytest.raises(ConfigError, match="n_betass"):
         run_protocol(cfg, out_dir=tmp_path / "x")
+
+
+def test_cli_evaluate(toy_data, tmp_path, capsys):
+    from vpf_spiking.cli import main
+
+    path = BoltzmannMachine([16, 4], weight_std=0.5, seed=0).save(tmp_path / "m.npz")
+    rc = main(["evaluate", str(path), "--data", str(toy_data), "--validation", "50", "--reconstruction", "--ais",
+               "--patterns", "rows:1", "--steps", "2", "--seeds", "0", "--n-betas", "50", "--n-runs", "4",
+               "--out", str(tmp_path / "ev")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "1 rows" in out and "AIS: log Z" in out and "ais_s:" in out
+    assert (tmp_path / "ev" / "ais.csv").exists() and (tmp_path / "ev" / "reconstruction.md").exists()
+    rc = main(["evaluate", str(path), "--data", str(toy_data), "--ais", "--n-runs", "0"])
+    assert rc == 2 and "--n-runs must be at least 1" in capsys.readouterr().err
+    rc = main(["evaluate", str(tmp_path / "missing.npz"), "--ais"])
+    assert rc == 2 and "no such model file" in capsys.readouterr().err

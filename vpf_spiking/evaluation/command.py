@@ -1,0 +1,112 @@
+"""``vpf evaluate MODEL``: reconstruction, Parzen and AIS evaluation of a saved RBM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from ..model import BoltzmannMachine
+from .diagnostics import write_table
+from .parzen import DEFAULT_SIGMAS
+from .reconstruction import DEFAULT_PATTERNS, parse_patterns
+
+DESCRIPTION = """Evaluate a saved model on the test set of a data set (spec section 7).
+With none of --reconstruction, --parzen, --ais, all three run.
+
+  reconstruction: k random rows / columns of every test image corrupted, Gibbs chains with the
+                  intact pixels clamped, L2 error of the visible probabilities (mean and SEs)
+  parzen:         Gaussian Parzen window on confabulations, sigma chosen on the last 1,000
+                  training images, mean log-density of the greyscale test images
+  ais:            annealed importance sampling of log Z (RBMs), test log-likelihood in nats"""
+
+EXAMPLES = """examples:
+  vpf evaluate runs/train-rbm-mnist/model.npz --ais
+  vpf evaluate model.npz --reconstruction --patterns rows:8 columns:8 --seeds 0 1 --out eval/
+  vpf evaluate model.npz --data fashion-mnist --parzen --n-samples 2000"""
+
+
+def add_subcommand(subparsers):
+    p = subparsers.add_parser("evaluate", help="reconstruction / Parzen / AIS evaluation of a saved model",
+                              description=DESCRIPTION, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'vpf train' (.npz)")
+    p.add_argument("--reconstruction", action="store_true", help="corrupted-image reconstruction")
+    p.add_argument("--parzen", action="store_true", help="Parzen-window log-likelihood")
+    p.add_argument("--ais", action="store_true", help="AIS log Z and test log-likelihood")
+    p.add_argument("--data", default="mnist", metavar="mnist|fashion-mnist|FILE", help="data set (default mnist)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/")
+    p.add_argument("--validation", type=int, default=1000, help="last N training images for Parzen sigma (1000)")
+    p.add_argument("--n-test", type=int, help="use only the first N test images")
+    p.add_argument("--out", metavar="DIR", help="also write the tables (CSV + Markdown) here")
+    g = p.add_argument_group("reconstruction")
+    g.add_argument("--patterns", nargs="+", default=[f"{a}:{k}" for a, k in DEFAULT_PATTERNS],
+                   metavar="rows:K|columns:K", help="corruption patterns (default rows and columns, K = 4 8 12)")
+    g.add_argument("--steps", type=int, default=25, help="Gibbs steps per reconstruction (25)")
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="independent seeds (0 1 2)")
+    g = p.add_argument_group("Parzen")
+    g.add_argument("--n-samples", type=int, default=10000, help="confabulations (10000)")
+    g.add_argument("--sample-steps", type=int, default=100, help="Gibbs steps per confabulation (100)")
+    g = p.add_argument_group("AIS")
+    g.add_argument("--n-betas", type=int, default=14500, help="inverse temperatures (14500)")
+    g.add_argument("--n-runs", type=int, default=100, help="parallel AIS runs (100)")
+    g.add_argument("--ais-seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .experiment import load_data, run_ais, run_parzen, run_reconstruction, square_shape
+
+    for name in ("validation", "n_test", "steps", "n_samples", "sample_steps", "n_betas", "n_runs"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+    model = BoltzmannMachine.load(args.model)
+    todo = [k for k in ("reconstruction", "parzen", "ais") if getattr(args, k)] or ["reconstruction", "parzen", "ais"]
+    if "ais" in todo and not model.is_rbm:
+        raise ConfigError(f"{args.model}: --ais is implemented for RBMs; this model has sizes {list(model.sizes)}")
+    ds = {"dataset": args.data, "data_dir": args.data_dir, "validation": args.validation, "n_train": None,
+          "n_test": args.n_test}
+    data = load_data(ds, greyscale="parzen" in todo)
+    if data["test"].shape[1] != model.sizes[0]:
+        raise ConfigError(f"{args.model} has {model.sizes[0]} visible units, {args.data} images have "
+                          f"{data['test'].shape[1]} pixels")
+    out = Path(args.out) if args.out else None
+    times = {}
+    if "reconstruction" in todo:
+        t0 = time.perf_counter()
+        s = {"corruptions": parse_patterns(args.patterns), "steps": args.steps, "seeds": tuple(args.seeds),
+             "fill": "noise"}
+        tab = run_reconstruction(model, data["test"], s, image_shape=square_shape(model.sizes[0], "--data"))
+        times["reconstruction"] = time.perf_counter() - t0
+        print(tab[["corruption", "mean_error", "se_images", "se_seeds", "n_images", "n_seeds"]].to_string(index=False))
+        if out:
+            write_table(tab, out / "reconstruction")
+    if "parzen" in todo:
+        t0 = time.perf_counter()
+        s = {"n_samples": args.n_samples, "steps": args.sample_steps, "prior": "p", "sigmas": DEFAULT_SIGMAS}
+        res, _ = run_parzen(model, data["train"], data["valid_grey"], data["test_grey"], s)
+        times["parzen"] = time.perf_counter() - t0
+        val = res.pop("validation")
+        print(f"Parzen log-likelihood: {res['mean']:.2f} ± {res['se']:.2f} nats (sigma {res['sigma']:.3g}, "
+              f"{res['n_samples']} samples, {res['n_test']} test images)")
+        if out:
+            write_table(val, out / "parzen_validation")
+            write_table(pd.DataFrame([res]), out / "parzen")
+    if "ais" in todo:
+        t0 = time.perf_counter()
+        s = {"n_betas": args.n_betas, "n_runs": args.n_runs, "schedule": "sm", "seed": args.ais_seed}
+        res = run_ais(model, data["train"], data["test"], s)
+        times["ais"] = time.perf_counter() - t0
+        print(f"AIS: log Z = {res['log_z']:.3f} ± {res['log_z_se']:.3f}; test log-likelihood "
+              f"{res['test_ll']:.2f} ± {res['ll_se']:.2f} nats ({res['n_runs']} runs, {res['n_betas']} betas)")
+        if out:
+            write_table(pd.DataFrame([res]), out / "ais")
+    print(" ".join(f"{k}_s: {v:.1f}" for k, v in times.items()))
+    if out:
+        (out / "timings.json").write_text(json.dumps(times, indent=1))
+    return 0
