@@ -333,3 +333,37 @@ def test_vpf_learns_a_known_distribution_with_a_dbm_and_generation_reproduces_it
     p_conf = frequencies(v)
     assert tv(p_conf, p_data) < 0.2                          # measured: 0.12-0.13
     assert p_conf[state_index(protos)].sum() > 0.55           # data: 0.74, measured 0.66-0.70
+
+
+# --------------------------------------------------------------------------- dbm-experiment protocol
+def test_dbm_experiment_protocol_runs_end_to_end_and_resumes(tmp_path, shared_data_dir, monkeypatch):
+    from vpf_spiking.protocols import run_protocol
+
+    monkeypatch.setenv("VPF_DATA_DIR", str(shared_data_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name, intra in (("small", "false"), ("small-intra", "true")):
+        (tmp_path / f"{name}.toml").write_text(
+            f'name = "{name}"\n[[layers]]\nsize = 784\n[[layers]]\nsize = 12\nintra = {intra}\n'
+            f'[[layers]]\nsize = 8\nintra = {intra}\n')
+    proto = {
+        "kind": "dbm-experiment", "name": "tiny",
+        "data": {"dataset": "mnist", "validation": 50, "n_train": 300, "n_test": 60},
+        "training": {"epochs": 1, "learning_rate": 0.001},
+        "models": [{"label": "plain", "network": str(tmp_path / "small.toml")},
+                   {"label": "intra", "network": str(tmp_path / "small-intra.toml")}],
+        "confabulation": {"priors": ["r", "p"], "n_samples": 40, "steps": 2},
+        "parzen": {"sigmas": [0.2, 0.5]},
+        "ais": {"n_betas": 30, "n_runs": 4},
+    }
+    out = tmp_path / "run"
+    tab = run_protocol(proto, out_dir=out)
+    assert len(tab) == 4 and set(tab["prior"]) == {"R", "P"}
+    assert np.all(np.isfinite(tab["parzen_mean"]))
+    for f in ("plain/samples_r.png", "intra/samples_p.png", "activations.csv", "hidden_activation.png",
+              "ais_dbm.csv", "confabulation.md", "plain/model.npz"):
+        assert (out / f).exists(), f
+    ais = __import__("pandas").read_csv(out / "ais_dbm.csv")
+    assert list(ais["model"]) == ["plain"]          # the intra model is skipped, not failed
+    # a second run reuses every table
+    again = run_protocol(proto, out_dir=out)
+    np.testing.assert_allclose(again["parzen_mean"], tab["parzen_mean"])

@@ -12,6 +12,7 @@ from .diagnostics import (DiagnosticsCallback, hidden_activation, mean_squared_w
                           weight_sparsity, write_table)
 from .parzen import DEFAULT_SIGMAS, parzen_evaluate, parzen_log_density
 from . import experiment  # noqa: F401  (registers the protocol kinds)
+from . import dbm_experiment  # noqa: F401  (registers the dbm-experiment kind)
 from .reconstruction import (DEFAULT_PATTERNS, Corruption, evaluate_reconstruction, parse_patterns,
                              reconstruct, reconstruction_errors, summarize_errors)
 

@@ -1,0 +1,258 @@
+"""Protocol kind ``dbm-experiment``: train DBMs by VPF (Algorithm 2), confabulate, evaluate.
+
+For every ``[[models]]`` entry (a label and a network definition, e.g. ``dbm-500-1000`` and
+``dbm-500-1000-intra``) the experiment
+
+1. trains the DBM jointly by VPF from scratch (no greedy pre-training), with checkpoints;
+2. draws confabulations (Algorithm 3) for every prior in ``[confabulation] priors`` and saves
+   a grid of the first 100;
+3. optionally scores them with the Parzen window (``[parzen]``; sigma on the validation
+   images, greyscale test images);
+4. records the bottom-up hidden activations of the test images (sparsity: histograms and
+   summary numbers) and the number of connected strokes per sample (broken strokes show up as
+   extra components);
+5. optionally (``[ais]``) estimates the mean-field lower bound on the test log-likelihood
+   with AIS for models without intra-layer weights.
+
+Each step writes its table and is skipped when that table exists, so an interrupted
+experiment continues where it stopped (training resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import time
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..errors import ConfigError
+from ..model import BoltzmannMachine
+from ..protocols import check_keys, get_value, register_protocol, table
+from .diagnostics import write_table
+from .experiment import _slug, data_settings, load_data, square_shape
+from .parzen import DEFAULT_SIGMAS, parzen_evaluate
+
+_TOP = {"kind", "name", "description"}
+_TRAIN_KEYS = {"epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "seed", "network_seed",
+               "e_step_sweeps"}
+_MODEL_KEYS = {"label", "network", "epochs", "learning_rate"}
+_CONF_KEYS = {"priors", "n_samples", "steps", "sweeps", "seed"}
+_PARZEN_KEYS = {"sigmas"}
+_AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations"}
+
+
+def _models(config, defaults):
+    src = config.source
+    models = config.get("models")
+    if not isinstance(models, list) or not models:
+        raise ConfigError(f"{src}: a dbm-experiment needs [[models]] entries (label, network)")
+    out = []
+    for i, m in enumerate(models):
+        where = f"models[{i}]"
+        check_keys(m, _MODEL_KEYS, where, src)
+        if "label" not in m or "network" not in m:
+            raise ConfigError(f"{src}: {where} needs label and network")
+        kw = dict(defaults)
+        kw["epochs"] = get_value(m, "epochs", int, where, src, default=kw["epochs"], minimum=1)
+        kw["learning_rate"] = get_value(m, "learning_rate", float, where, src, default=kw["learning_rate"])
+        out.append({"label": get_value(m, "label", str, where, src),
+                    "network": get_value(m, "network", str, where, src), "trainer": kw})
+    labels = [m["label"] for m in out]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{src}: model labels must be unique, got {labels}")
+    return out
+
+
+def activation_summary(model, x, sweeps=1, rng=0) -> tuple[dict, list]:
+    """Bottom-up (E-step) probabilities of each hidden layer on ``x``; summary numbers per layer.
+
+    Returns ``(row, per_unit)``: ``row`` has, per hidden layer l, the mean activation, the
+    fraction of (image, unit) probabilities below 0.05, and the mean number of units per image
+    with probability above 0.5; ``per_unit[l]`` is the mean activation of each unit of layer l.
+    """
+    from ..sampling import bottom_up
+
+    rng = np.random.default_rng(rng)
+    sums = [np.zeros(n) for n in model.sizes]
+    low = [0.0] * model.n_layers
+    on = [0.0] * model.n_layers
+    for a in range(0, len(x), 2000):
+        _, probs = bottom_up(model, x[a:a + 2000], rng, sweeps=sweeps)
+        for l in range(1, model.n_layers):
+            p = probs[l]
+            sums[l] += p.sum(axis=0, dtype=np.float64)
+            low[l] += float((p < 0.05).sum())
+            on[l] += float((p > 0.5).sum())
+    row, per_unit = {}, [None]
+    for l in range(1, model.n_layers):
+        n = len(x)
+        per_unit.append(sums[l] / n)
+        row[f"h{l}_mean"] = float(sums[l].sum() / (n * model.sizes[l]))
+        row[f"h{l}_frac_below_0.05"] = low[l] / (n * model.sizes[l])
+        row[f"h{l}_units_on_per_image"] = on[l] / n
+    return row, per_unit
+
+
+def stroke_components(images, shape=(28, 28), threshold=0.5) -> np.ndarray:
+    """Connected components (8-connectivity) of each image thresholded at ``threshold``."""
+    structure = np.ones((3, 3), dtype=bool)
+    return np.array([ndimage.label(np.asarray(im).reshape(shape) > threshold, structure)[1] for im in images])
+
+
+@register_protocol("dbm-experiment")
+def dbm_experiment(config, out_dir: Path, resume=True):
+    """Train every ``[[models]]`` DBM by VPF, then confabulate and evaluate it."""
+    from .. import plotting
+    from ..generation import PRIORS, confabulate, top_prior
+    from ..networks import load_network
+    from ..trainers import VPFTrainer
+    from .ais_dbm import evaluate_dbm_ais
+
+    src = config.source
+    check_keys(config, _TOP | {"data", "training", "models", "confabulation", "parzen", "ais"}, "the top level", src)
+    out_dir = Path(out_dir)
+    ds = data_settings(config)
+    tr = table(config, "training", _TRAIN_KEYS, source=src)
+    defaults = {"epochs": get_value(tr, "epochs", int, "training", src, default=10, minimum=1),
+                "batch_size": get_value(tr, "batch_size", int, "training", src, default=100, minimum=1),
+                "learning_rate": get_value(tr, "learning_rate", float, "training", src, default=1e-3),
+                "optimizer": get_value(tr, "optimizer", str, "training", src, default="adam"),
+                "weight_decay": get_value(tr, "weight_decay", float, "training", src, default=0.0, minimum=0.0),
+                "e_step_sweeps": get_value(tr, "e_step_sweeps", int, "training", src, default=1, minimum=1),
+                "seed": get_value(tr, "seed", int, "training", src, default=0, minimum=0)}
+    net_seed = get_value(tr, "network_seed", int, "training", src, default=0, minimum=0)
+    models = _models(config, defaults)
+    cf = table(config, "confabulation", _CONF_KEYS, source=src)
+    priors = cf.get("priors", ["r", "p"])
+    if not isinstance(priors, list) or not priors or any(str(p).lower() not in PRIORS for p in priors):
+        raise ConfigError(f"{src}: confabulation.priors must be a list drawn from {list(PRIORS)}, got {priors!r}")
+    priors = [str(p).lower() for p in priors]
+    n_samples = get_value(cf, "n_samples", int, "confabulation", src, default=10000, minimum=2)
+    steps = get_value(cf, "steps", int, "confabulation", src, default=50, minimum=1)
+    sweeps = get_value(cf, "sweeps", int, "confabulation", src, default=1, minimum=1)
+    cseed = get_value(cf, "seed", int, "confabulation", src, default=0, minimum=0)
+    do_parzen = "parzen" in config
+    sigmas = np.asarray(table(config, "parzen", _PARZEN_KEYS, source=src).get("sigmas", list(DEFAULT_SIGMAS)), float)
+    at = table(config, "ais", _AIS_KEYS, source=src) if "ais" in config else None
+    data = load_data(ds, greyscale=do_parzen)
+    x, test = data["train"], data["test"]
+    shape = square_shape(x.shape[1], src)
+    print(f"{ds['dataset']}: {len(x)} training images, {len(data['valid'])} validation, {len(test)} test", flush=True)
+
+    # ---- training
+    trained, train_rows = {}, []
+    for m in models:
+        folder = out_dir / _slug(m["label"])
+        folder.mkdir(parents=True, exist_ok=True)
+        mpath = folder / "model.npz"
+        if mpath.exists() and (folder / "metrics.csv").exists():
+            model = BoltzmannMachine.load(mpath)
+            metrics = pd.read_csv(folder / "metrics.csv")
+            print(f"[{m['label']}] already trained ({mpath})", flush=True)
+        else:
+            model = load_network(m["network"]).build(seed=net_seed)
+            model.name = m["label"]
+            trainer = VPFTrainer(checkpoint=folder / "checkpoint.npz", **m["trainer"])
+            print(f"[{m['label']}] training VPF {m['network']} {m['trainer']}", flush=True)
+            metrics = trainer.fit(model, x, resume=resume and (folder / "checkpoint.npz").exists())
+            model.save(mpath)
+            write_table(metrics, folder / "metrics")
+        trained[m["label"]] = model
+        plotting.save_filters(model.W[1], folder / "filters.png", n=100, shape=shape,
+                              title=f"{m['label']}: first 100 filters of W1")
+        train_rows.append({"model": m["label"], "network": m["network"], "sizes": "-".join(map(str, model.sizes)),
+                           "intra": ",".join(str(int(u)) for u in model.intra), "epochs": int(metrics["epoch"].max()),
+                           "train_s": float(metrics["seconds"].sum()),
+                           "final_objective": float(metrics["objective"].iloc[-1])})
+    write_table(pd.DataFrame(train_rows), out_dir / "training")
+
+    # ---- hidden activations (sparsity)
+    act_rows, hist_vals, hist_labels = [], [], []
+    for m in models:
+        folder = out_dir / _slug(m["label"])
+        f = folder / "activations.csv"
+        model = trained[m["label"]]
+        if f.exists() and (folder / "h1_unit_mean.npy").exists():
+            row = pd.read_csv(f).iloc[0].to_dict()
+            per_unit = [None] + [np.load(folder / f"h{l}_unit_mean.npy") for l in range(1, model.n_layers)]
+        else:
+            row, per_unit = activation_summary(model, test, sweeps=defaults["e_step_sweeps"])
+            write_table(pd.DataFrame([row]), f.with_suffix(""))
+            for l in range(1, model.n_layers):
+                np.save(folder / f"h{l}_unit_mean.npy", per_unit[l])
+        act_rows.append({"model": m["label"], **row})
+        for l in range(1, model.n_layers):
+            hist_vals.append(per_unit[l])
+            hist_labels.append(f"{m['label']} h{l}")
+    write_table(pd.DataFrame(act_rows), out_dir / "activations")
+    plotting.plot_histogram(hist_vals, out_dir / "hidden_activation.png", labels=hist_labels,
+                            title="mean bottom-up activation per hidden unit (test images)")
+
+    # ---- confabulations, strokes, Parzen
+    test_components = stroke_components(test[:1000], shape)
+    conf_rows = []
+    for m in models:
+        folder = out_dir / _slug(m["label"])
+        model = trained[m["label"]]
+        for prior in priors:
+            f = folder / f"confabulation_{prior}.csv"
+            if f.exists():
+                conf_rows.append(pd.read_csv(f).iloc[0].to_dict())
+                continue
+            print(f"[{m['label']}] confabulating {n_samples} samples, prior {prior.upper()}, K={steps}", flush=True)
+            t0 = time.perf_counter()
+            probs = top_prior(model, prior, data=x, sweeps=defaults["e_step_sweeps"], rng=cseed)
+            samples = confabulate(model, n_samples, prior=prior, prior_probs=probs, steps=steps, sweeps=sweeps,
+                                  rng=cseed, progress=True)
+            t1 = time.perf_counter()
+            plotting.save_image_grid(samples[:100], folder / f"samples_{prior}.png", shape, ncols=10,
+                                     title=f"{m['label']}, prior {prior.upper()}, K={steps}")
+            comp = stroke_components(samples[:1000], shape)
+            row = {"model": m["label"], "prior": prior.upper(), "n_samples": n_samples, "steps": steps,
+                   "sampling_s": t1 - t0, "components_mean": float(comp.mean()),
+                   "frac_multi_component": float((comp > 1).mean()),
+                   "test_components_mean": float(test_components.mean()),
+                   "test_frac_multi_component": float((test_components > 1).mean())}
+            if do_parzen:
+                res = parzen_evaluate(data["test_grey"], data["valid_grey"], samples, sigmas)
+                write_table(res.pop("validation"), folder / f"parzen_validation_{prior}")
+                row.update({"parzen_sigma": res["sigma"], "parzen_mean": res["mean"], "parzen_se": res["se"],
+                            "n_test": res["n_test"], "parzen_s": time.perf_counter() - t1})
+            write_table(pd.DataFrame([row]), f.with_suffix(""))
+            print(json.dumps(row), flush=True)
+            conf_rows.append(row)
+    write_table(pd.DataFrame(conf_rows), out_dir / "confabulation")
+
+    # ---- AIS lower bound
+    if at is not None:
+        names = at.get("models")
+        rows = []
+        for m in models:
+            if names is None and any(trained[m["label"]].intra):
+                print(f"[{m['label']}] AIS skipped: the DBM bound is for models without intra-layer weights",
+                      flush=True)
+                continue
+            if names is not None and m["label"] not in names:
+                continue
+            f = out_dir / _slug(m["label"]) / "ais_dbm.csv"
+            if f.exists():
+                row = pd.read_csv(f).iloc[0].to_dict()
+            else:
+                print(f"[{m['label']}] AIS", flush=True)
+                row = evaluate_dbm_ais(trained[m["label"]], test, base_data=x,
+                                       n_betas=get_value(at, "n_betas", int, "ais", src, default=14500, minimum=2),
+                                       n_runs=get_value(at, "n_runs", int, "ais", src, default=100, minimum=2),
+                                       schedule=get_value(at, "schedule", str, "ais", src, default="sm"),
+                                       seed=get_value(at, "seed", int, "ais", src, default=0, minimum=0),
+                                       mf_iterations=get_value(at, "mf_iterations", int, "ais", src, default=50,
+                                                               minimum=0),
+                                       progress=True)
+                write_table(pd.DataFrame([row]), f.with_suffix(""))
+                print(json.dumps(row), flush=True)
+            rows.append({"model": m["label"], **row})
+        write_table(pd.DataFrame(rows), out_dir / "ais_dbm")
+    print(f"done: results in {out_dir}", flush=True)
+    return pd.DataFrame(conf_rows)
