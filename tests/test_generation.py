@@ -127,3 +127,41 @@ def test_bad_requests_are_refused():
         confabulate(m, 10, prior_probs=[0.5, 0.5, 0.5])
     with pytest.raises(ModelError, match="at least one hidden layer"):
         confabulate(BoltzmannMachine([5], intra=True), 10)
+
+
+# --------------------------------------------------------------------------- vpf sample
+def test_vpf_sample_command_writes_grid_and_npy(tmp_path, monkeypatch):
+    from vpf_spiking.cli import main
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    m = tiny((16, 6, 4), std=0.5)
+    path = m.save(tmp_path / "m.npz")
+    data = (np.random.default_rng(0).random((50, 16)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "train.npy", data)
+    for prior, extra in (("r", []), ("p", ["--data", str(tmp_path / "train.npy")])):
+        rc = main(["sample", str(path), "--prior", prior, "--n", "12", "--steps", "3", "--no-progress",
+                   "--out", str(tmp_path / f"{prior}.png"), "--npy", str(tmp_path / f"{prior}.npy"), *extra])
+        assert rc == 0
+        s = np.load(tmp_path / f"{prior}.npy")
+        assert s.shape == (12, 16) and np.all((s >= 0) & (s <= 1))
+        assert (tmp_path / f"{prior}.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--prior", "q"], "unknown value 'q'"),
+    (["--prior", "p"], "--prior p needs --data"),
+    (["--steps", "0"], "--steps must be at least 1"),
+])
+def test_vpf_sample_command_refuses_bad_options(tmp_path, capsys, args, match):
+    from vpf_spiking.cli import main
+
+    path = tiny((16, 6, 4)).save(tmp_path / "m.npz")
+    assert main(["sample", str(path), "--out", str(tmp_path / "g.png"), *args]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_vpf_sample_command_names_a_missing_model(tmp_path, capsys):
+    from vpf_spiking.cli import main
+
+    assert main(["sample", str(tmp_path / "nope.npz")]) == 2
+    assert "no such model file" in capsys.readouterr().err
