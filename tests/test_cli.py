@@ -1,0 +1,257 @@
+"""The ``vpf`` command line: help, errors on one line, train / resume / run / info / demo."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vpf_spiking import cli
+from vpf_spiking.model import BoltzmannMachine
+
+from test_protocols import toy_data
+
+SUBCOMMANDS = [["demo"], ["train"], ["run"], ["info"], ["data"], ["data", "check"]]
+
+
+def run_cli(argv, capsys):
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc, err, *needles):
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {err!r}"
+    assert lines[0].startswith("vpf: error: ") or lines[0].startswith("vpf ")
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in {lines[0]!r}"
+
+
+def test_top_level_help_lists_every_command(capsys):
+    rc, out, _ = run_cli(["--help"], capsys)
+    assert rc == 0
+    for name in ("demo", "train", "run", "info", "data"):
+        assert f"    {name} " in out
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS, ids=" ".join)
+def test_every_subcommand_has_help(argv, capsys):
+    rc, out, _ = run_cli(argv + ["--help"], capsys)
+    assert rc == 0
+    assert out.startswith(f"usage: vpf {' '.join(argv)}")
+
+
+def test_demo_help_says_where_data_is_looked_up(capsys):
+    _, out, _ = run_cli(["demo", "--help"], capsys)
+    assert "../shared/data" in out and "VPF_DATA_DIR" in out
+
+
+def test_no_command_and_unknown_option_are_usage_errors(capsys):
+    rc, _, err = run_cli([], capsys)
+    assert rc == 2 and "required" in err
+    rc, _, err = run_cli(["train", "rbm-toy", "--bogus"], capsys)
+    assert_one_line_error(rc, err, "unrecognized arguments: --bogus")
+
+
+def test_train_writes_model_and_metrics_then_resumes(tmp_path, capsys):
+    data = toy_data(tmp_path / "toy.npy")
+    out = tmp_path / "run"
+    argv = ["train", "rbm-toy", "--data", str(data), "--epochs", "3", "--batch-size", "20",
+            "--lr", "0.01", "--seed", "3", "--out", str(out), "--no-progress"]
+    rc, stdout, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    model = BoltzmannMachine.load(out / "model.npz")
+    assert model.sizes == (9, 4)
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 3
+    assert "model.npz" in stdout and "last epoch" in stdout
+    assert "vpf train rbm-toy" in (out / "command.txt").read_text()
+    # the written protocol reruns the same training
+    import tomllib
+
+    proto = tomllib.loads((out / "protocol.toml").read_text())
+    assert proto["kind"] == "train" and proto["training"]["epochs"] == 3 and proto["training"]["seed"] == 3
+
+    argv[argv.index("3")] = "5"  # --epochs 5
+    rc, _, err = run_cli(argv + ["--resume"], capsys)
+    assert rc == 0, err
+    assert len(pd.read_csv(out / "metrics.csv")) == 5
+
+
+def test_train_cd_and_pcd_run(tmp_path, capsys):
+    data = toy_data(tmp_path / "toy.npy", n=60)
+    for method in ("cd", "pcd"):
+        rc, _, err = run_cli(["train", "rbm-toy", "--data", str(data), "--method", method, "--k", "2",
+                              "--epochs", "1", "--out", str(tmp_path / method), "--no-progress"], capsys)
+        assert rc == 0, err
+        assert (tmp_path / method / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--method", "sgd"], ["--method", "'sgd'", "vpf, cd, pcd"]),
+    (["--optimizer", "rmsprop"], ["--optimizer", "adam, sgd"]),
+    (["--k", "2"], ["--k", "not vpf"]),
+    (["--epochs", "0"], ["--epochs must be at least 1"]),
+    (["--lr", "-1"], ["--lr must be positive"]),
+])
+def test_train_bad_options_are_one_line_errors(tmp_path, capsys, extra, needles):
+    data = toy_data(tmp_path / "toy.npy", n=20)
+    rc, _, err = run_cli(["train", "rbm-toy", "--data", str(data), "--out", str(tmp_path / "o")] + extra, capsys)
+    assert_one_line_error(rc, err, *needles)
+
+
+def test_train_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    rc, _, err = run_cli(["train", "rbm-toy", "--data", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_error(rc, err, "missing.npy", "no such file")
+
+    (tmp_path / "garbage.npy").write_bytes(b"this is not numpy")
+    rc, _, err = run_cli(["train", "rbm-toy", "--data", str(tmp_path / "garbage.npy"), "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_error(rc, err, "garbage.npy")
+
+    np.save(tmp_path / "grey.npy", np.full((5, 9), 0.3, dtype=np.float32))
+    np.save(tmp_path / "big.npy", np.full((5, 9), 7.0, dtype=np.float32))
+    rc, _, err = run_cli(["train", "rbm-toy", "--data", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_error(rc, err, "big.npy")
+
+    rc, _, err = run_cli(["train", "no-such-net", "--data", str(tmp_path / "grey.npy"), "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_error(rc, err, "no-such-net", "no such network file")
+
+
+def test_spiking_engine_without_module_is_a_clear_error_or_dispatches(tmp_path, capsys, monkeypatch):
+    calls = []
+    fake = type(sys)("vpf_spiking.spiking")
+    fake.train_cli = lambda args: calls.append(args.network) or 0
+    monkeypatch.setitem(sys.modules, "vpf_spiking.spiking", fake)
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking"], capsys)
+    assert rc == 0 and calls == ["rbm-toy"], err
+    del fake.train_cli
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking"], capsys)
+    assert_one_line_error(rc, err, "--engine spiking")
+
+
+def test_run_protocol_and_its_errors(tmp_path, capsys):
+    data = toy_data(tmp_path / "toy.npy", n=80)
+    proto = tmp_path / "tiny.toml"
+    proto.write_text(f"""kind = "train"
+name = "tiny"
+[network]
+name = "rbm-toy"
+[data]
+dataset = "{data.as_posix()}"
+[training]
+epochs = 1
+progress = false
+""")
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(["run", str(proto), "--out", str(out), "--set", "training.epochs=2"], capsys)
+    assert rc == 0, err
+    assert len(pd.read_csv(out / "metrics.csv")) == 2 and (out / "model.npz").is_file()
+    assert "--set training.epochs=2" in (out / "command.txt").read_text()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(proto.read_text().replace("epochs = 1", "epoch = 1"))
+    rc, _, err = run_cli(["run", str(bad), "--out", str(out)], capsys)
+    assert_one_line_error(rc, err, "bad.toml", "'epoch'", "[training]")
+
+    bad.write_text("kind = 'nonsense'\n")
+    rc, _, err = run_cli(["run", str(bad)], capsys)
+    assert_one_line_error(rc, err, "bad.toml", "unknown kind 'nonsense'", "train")
+
+    bad.write_text("kind = [\n")
+    rc, _, err = run_cli(["run", str(bad)], capsys)
+    assert_one_line_error(rc, err, "bad.toml", "invalid TOML")
+
+    rc, stdout, _ = run_cli(["run", "--list-kinds", str(bad)], capsys)
+    assert rc == 0 and "train" in stdout.split()
+
+
+def test_info(tmp_path, capsys):
+    m = BoltzmannMachine([9, 4], seed=1)
+    m.b[1][:] = 0.5
+    m.save(tmp_path / "m.npz")
+    rc, out, _ = run_cli(["info", str(tmp_path / "m.npz")], capsys)
+    assert rc == 0
+    assert "9 - 4" in out and "RBM" in out and "W1" in out and "b1" in out
+    rc, out, _ = run_cli(["info", "--json", str(tmp_path / "m.npz")], capsys)
+    info = json.loads(out)
+    assert info["sizes"] == [9, 4] and info["n_parameters"] == 9 * 4 + 9 + 4
+    assert info["parameters"]["b1"]["mean"] == pytest.approx(0.5)
+    w = m.W[1].astype(np.float64)
+    assert info["parameters"]["W1"]["sparsity"] == pytest.approx(np.abs(w).sum() ** 2 / (36 * (w ** 2).sum()))
+    rc, _, err = run_cli(["info", str(tmp_path / "missing.npz")], capsys)
+    assert_one_line_error(rc, err, "missing.npz")
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
+    def boom(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_info", boom)
+    rc, _, err = run_cli(["info", "x.npz"], capsys)
+    assert rc == 130 and len(err.strip().splitlines()) == 1 and "interrupted" in err
+
+
+def test_extension_commands_are_lazy_and_optional(tmp_path, monkeypatch, capsys):
+    (tmp_path / "vpf_ext_cmd_mod.py").write_text(
+        "def add(sub):\n"
+        "    p = sub.add_parser('hello', help='say hello', description='Say hello.')\n"
+        "    p.add_argument('--name', default='world')\n"
+        "    p.set_defaults(func=lambda a: print('hello', a.name))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "EXTENSION_COMMANDS", [("hello", "vpf_ext_cmd_mod:add", "say hello"),
+                                                    ("gone", "vpf_no_such_ext_mod:add", "missing")])
+    try:
+        rc, out, _ = run_cli(["--help"], capsys)
+        assert rc == 0 and "hello" in out and "gone" not in out
+        assert "vpf_ext_cmd_mod" not in sys.modules, "listing the help must not import the module"
+        rc, out, _ = run_cli(["hello", "--name", "vpf"], capsys)
+        assert rc == 0 and out.strip() == "hello vpf"
+        rc, out, _ = run_cli(["hello", "--help"], capsys)
+        assert rc == 0 and "Say hello." in out
+    finally:
+        sys.modules.pop("vpf_ext_cmd_mod", None)
+
+
+def test_demo_defaults_match_the_shipped_demo_protocol():
+    import tomllib
+
+    shipped = tomllib.loads((Path(__file__).resolve().parent.parent / "protocols" / "demo.toml").read_text())
+    cfg = cli.demo_config()
+    for key in ("kind", "network", "data", "training"):
+        assert cfg[key] == shipped[key], key
+
+
+def test_demo_without_data_fails_with_the_data_error(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("VPF_DATA_DIR", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("VPF_DATA_MIRRORS", (tmp_path / "no-mirror").as_uri())  # offline, fails at once
+    monkeypatch.setattr("vpf_spiking.data.SYSTEM_DIRS", ())
+    rc, _, err = run_cli(["demo", "--epochs", "1", "--n-train", "100"], capsys)
+    assert_one_line_error(rc, err, "mnist", "VPF_DATA_DIR")
+
+
+@pytest.mark.data
+def test_demo_on_real_mnist(tmp_path, monkeypatch, capsys, shared_data_dir):
+    """A cut-down demo (1 epoch, 1,000 images): model, metrics and two readable PNGs."""
+    import matplotlib.image as mpimg
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VPF_DATA_DIR", str(shared_data_dir))
+    rc, out, err = run_cli(["demo", "--epochs", "1", "--n-train", "1000"], capsys)
+    assert rc == 0, err
+    run = tmp_path / "runs" / "demo"
+    assert BoltzmannMachine.load(run / "model.npz").sizes == (784, 100)
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
+    for name in ("filters.png", "samples.png"):
+        img = mpimg.imread(run / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0.01
+        assert name in out

@@ -1,0 +1,121 @@
+"""VPFRBM: the scikit-learn style estimator."""
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+
+from vpf_spiking.errors import ConfigError, DataError  # noqa: E402
+from vpf_spiking.estimator import VPFRBM  # noqa: E402
+from vpf_spiking.model import BoltzmannMachine  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """sklearn's 8x8 digits, binarised at half the maximum grey level, split 70/30."""
+    X, y = load_digits(return_X_y=True)
+    Xb = (X / 16.0 > 0.5).astype(np.float32)
+    return train_test_split(Xb, y, test_size=0.3, random_state=0)
+
+
+PARAMS = dict(n_components=32, method="cd", learning_rate=0.05, batch_size=20, n_iter=3, optimizer="sgd",
+              k=2, weight_decay=1e-4, random_state=7, verbose=False)
+
+
+def test_get_params_round_trip_and_clone():
+    est = VPFRBM(**PARAMS)
+    assert est.get_params() == PARAMS
+    other = VPFRBM().set_params(**PARAMS)
+    assert other.get_params() == PARAMS
+    c = clone(est)
+    assert c is not est and c.get_params() == PARAMS
+    with pytest.raises(ValueError):
+        est.set_params(n_hidden=3)
+
+
+def test_fit_transform_gibbs_score(digits):
+    Xtr, Xte, _, _ = digits
+    est = VPFRBM(n_components=20, n_iter=2, random_state=0).fit(Xtr)
+    assert isinstance(est.model_, BoltzmannMachine) and est.model_.sizes == (64, 20)
+    assert est.components_.shape == (20, 64)
+    assert est.intercept_hidden_.shape == (20,) and est.intercept_visible_.shape == (64,)
+    assert est.n_features_in_ == 64 and len(est.history_) == 2
+    H = est.transform(Xte)
+    assert H.shape == (len(Xte), 20) and np.all((H >= 0) & (H <= 1))
+    # transform is p(h=1|v): check against the model directly
+    from scipy.special import expit
+
+    np.testing.assert_allclose(H, expit(Xte @ est.model_.W[1] + est.model_.b[1]), rtol=1e-5)
+    v = est.gibbs(Xte[:5])
+    assert v.shape == (5, 64) and set(np.unique(v)) <= {0.0, 1.0}
+    s = est.score_samples(Xte)
+    assert s.shape == (len(Xte),) and np.all(s <= 0)
+    np.testing.assert_array_equal(s, est.score_samples(Xte))  # fixed random_state: same flips
+
+
+def test_score_samples_matches_exact_pseudo_likelihood_term():
+    """With one row and a known flipped unit, the score is n * log p(v_i | v_-i) computed by hand."""
+    est = VPFRBM(n_components=3, n_iter=1, random_state=0).fit(np.eye(4, dtype=np.float32)[[0, 1, 2, 3] * 5])
+    m = est.model_
+    v = np.array([[1, 0, 1, 0]], dtype=np.float32)
+    i = np.random.default_rng(est.random_state).integers(0, 4, size=1)[0]
+
+    def logp_joint_marginal(x):  # log of the unnormalised p(v) by summing over all hidden states
+        hs = np.array([[(k >> j) & 1 for j in range(3)] for k in range(8)], dtype=np.float64)
+        e = -(x @ m.b[0]) - hs @ m.b[1] - (x @ m.W[1].astype(np.float64)) @ hs.T
+        return np.log(np.exp(-e).sum())
+
+    vf = v.copy()
+    vf[0, i] = 1 - vf[0, i]
+    a, b = logp_joint_marginal(v[0].astype(np.float64)), logp_joint_marginal(vf[0].astype(np.float64))
+    expected = 4 * (a - np.logaddexp(a, b))
+    assert est.score_samples(v)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_pipeline_on_digits_learns_useful_features(digits):
+    """RBM features + logistic regression on binarised digits.
+
+    Measured (random_state 0..3): 0.876-0.885 test accuracy after VPF training; the same pipeline
+    with an untrained RBM (learning rate ~0) gives 0.58.  BernoulliRBM (64 units, lr 0.05, 20
+    epochs) gives 0.88 on this split.
+    """
+    Xtr, Xte, ytr, yte = digits
+
+    def accuracy(**kw):
+        pipe = Pipeline([("rbm", VPFRBM(n_components=64, n_iter=20, random_state=0, **kw)),
+                         ("clf", LogisticRegression(max_iter=3000))])
+        return pipe.fit(Xtr, ytr).score(Xte, yte)
+
+    trained = accuracy()
+    untrained = accuracy(learning_rate=1e-9)
+    assert trained > 0.83, trained
+    assert trained > untrained + 0.15, (trained, untrained)
+
+
+def test_errors_are_clear(digits):
+    Xtr = digits[0]
+    with pytest.raises(NotFittedError):
+        VPFRBM().transform(Xtr)
+    with pytest.raises(DataError, match="binary"):
+        VPFRBM(n_iter=1).fit(Xtr * 0.5)
+    with pytest.raises(ConfigError, match="method"):
+        VPFRBM(method="gd", n_iter=1).fit(Xtr)
+    est = VPFRBM(n_components=4, n_iter=1, random_state=0).fit(Xtr)
+    with pytest.raises(DataError, match="64"):
+        est.transform(Xtr[:, :10])
+
+
+def test_partial_fit(digits):
+    Xtr = digits[0]
+    est = VPFRBM(n_components=8, random_state=0)
+    est.partial_fit(Xtr[:200])
+    W1 = est.components_.copy()
+    est.partial_fit(Xtr[200:400])
+    assert est.components_.shape == (8, 64) and not np.allclose(W1, est.components_)
