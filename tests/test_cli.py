@@ -165,8 +165,10 @@ progress = false
     rc, _, err = run_cli(["run", str(bad)], capsys)
     assert_one_line_error(rc, err, "bad.toml", "invalid TOML")
 
-    rc, stdout, _ = run_cli(["run", "--list-kinds", str(bad)], capsys)
+    rc, stdout, _ = run_cli(["run", "--list-kinds"], capsys)
     assert rc == 0 and "train" in stdout.split()
+    rc, _, err = run_cli(["run"], capsys)
+    assert_one_line_error(rc, err, "PROTOCOL.toml")
 
 
 def test_info(tmp_path, capsys):

@@ -192,7 +192,7 @@ examples:
 def add_run(subparsers):
     p = subparsers.add_parser("run", help="run a protocol file (protocols/*.toml)", description=RUN_DESCRIPTION,
                               formatter_class=_formatter)
-    p.add_argument("protocol", metavar="PROTOCOL.toml", help="protocol file")
+    p.add_argument("protocol", metavar="PROTOCOL.toml", nargs="?", help="protocol file")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<protocol name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a protocol value, e.g. --set training.epochs=3 (repeatable; values are TOML)")
@@ -208,6 +208,8 @@ def cmd_run(args):
     if args.list_kinds:
         print("\n".join(known_kinds()))
         return 0
+    if args.protocol is None:
+        raise ConfigError("vpf run needs a PROTOCOL.toml file (or --list-kinds); see 'vpf run --help'")
     config = load_protocol(args.protocol)
     out = output_dir(apply_overrides(config, args.overrides), args.out)
     print(f"running protocol {args.protocol} (kind {config['kind']}) into {out}/")
