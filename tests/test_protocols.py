@@ -189,7 +189,7 @@ def test_train_kind_end_to_end_and_resume(tmp_path):
     saved = BoltzmannMachine.load(out / "model.npz")
     np.testing.assert_array_equal(saved.W[1], model.W[1])
     csv = pd.read_csv(out / "metrics.csv")
-    assert len(csv) == 3 and {"val_flow", "val_recon_mse"} <= set(csv.columns)
+    assert len(csv) == 3 and {"val_flow", "val_recon_error", "val_hidden_mean"} <= set(csv.columns)
     assert np.all(np.isfinite(csv["val_flow"]))
     assert (out / "checkpoint.npz").is_file()
     # the untrained model's weights are tiny; training moved them

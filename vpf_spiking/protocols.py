@@ -423,19 +423,20 @@ def load_training_data(settings: dict):
 
 
 def validation_metrics(model, x, rng) -> dict:
-    """Cheap per-epoch checks on held-out data: VPF flow K and one-step reconstruction error.
+    """Per-epoch checks on held-out data, comparable with the trainer's training-set columns.
 
-    ``val_flow`` is K (spec section 2) at the E-step sample (v, h ~ bottom-up); ``val_recon_mse``
-    is the mean squared difference per pixel between v and p(v | h) after one up-down pass.
+    ``val_flow`` is the VPF objective K (spec section 2) at the E-step sample (v, h ~ bottom-up);
+    ``val_recon_error`` and ``val_hidden_mean`` are :func:`vpf_spiking.trainers.probe_metrics`
+    (the trainer's ``recon_error`` and ``hidden_mean``) on ``x``.
     """
     from .objective import objective
-    from .sampling import bottom_up, sample_layer
+    from .sampling import bottom_up
+    from .trainers import probe_metrics
 
     state, _ = bottom_up(model, x, rng)
-    K = objective(model, state)
-    recon = [s.copy() for s in state]
-    p = sample_layer(model, recon, 0, rng, below=False, above=True)
-    return {"val_flow": K, "val_recon_mse": float(np.mean((p - x) ** 2))}
+    out = {"val_flow": objective(model, state)}
+    out.update({f"val_{k}": v for k, v in probe_metrics(model, x).items()})
+    return out
 
 
 @register_protocol("train")
