@@ -119,3 +119,26 @@ def test_partial_fit(digits):
     W1 = est.components_.copy()
     est.partial_fit(Xtr[200:400])
     assert est.components_.shape == (8, 64) and not np.allclose(W1, est.components_)
+
+
+def test_works_without_scikit_learn():
+    """Fallback get_params / set_params / fit_transform when sklearn cannot be imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import numpy as np\n"
+        "from vpf_spiking.estimator import VPFRBM\n"
+        "e = VPFRBM(n_components=3, n_iter=2, random_state=0)\n"
+        "assert e.get_params()['n_components'] == 3\n"
+        "assert e.set_params(n_components=4) is e and e.n_components == 4\n"
+        "try:\n    e.set_params(bogus=1)\nexcept ValueError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
+        "x = (np.random.default_rng(0).random((40, 6)) > 0.5).astype(np.float32)\n"
+        "h = e.fit_transform(x)\n"
+        "assert h.shape == (40, 4)\n"
+        "print('ok', repr(e).startswith('VPFRBM('))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok True"

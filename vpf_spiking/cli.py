@@ -18,7 +18,6 @@ import argparse
 import importlib
 import importlib.util
 import json
-import os
 import shlex
 import sys
 import time

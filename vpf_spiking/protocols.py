@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError, VPFError
+from .errors import ConfigError
 
 #: kind -> callable(config, out_dir) or "module:function" (resolved on use).
 PROTOCOL_KINDS: dict[str, Callable | str] = {}
@@ -480,5 +480,5 @@ def run_train(config: ProtocolConfig, out_dir: Path, resume: bool = False):
 __all__ = [
     "PROTOCOL_KINDS", "PROTOCOL_MODULES", "ProtocolConfig", "register_protocol", "load_protocol",
     "run_protocol", "output_dir", "known_kinds", "resolve_kind", "table", "check_keys", "get_value",
-    "apply_overrides", "dump_toml", "run_train", "parse_train", "VPFError",
+    "apply_overrides", "dump_toml", "run_train", "parse_train", "default_data_dir", "load_training_data",
 ]
