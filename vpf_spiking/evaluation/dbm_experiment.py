@@ -206,7 +206,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
             t0 = time.perf_counter()
             probs = top_prior(model, prior, data=x, sweeps=defaults["e_step_sweeps"], rng=cseed)
             samples = confabulate(model, n_samples, prior=prior, prior_probs=probs, steps=steps, sweeps=sweeps,
-                                  rng=cseed, progress=True)
+                                  rng=cseed, chunk=5000, progress=True)
             t1 = time.perf_counter()
             plotting.save_image_grid(samples[:100], folder / f"samples_{prior}.png", shape, ncols=10,
                                      title=f"{m['label']}, prior {prior.upper()}, K={steps}")
