@@ -85,9 +85,10 @@ def add_train(subparsers):
     g.add_argument("--engine", choices=["batch", "spiking"], default="batch",
                    help="batch: numpy minibatches (default); spiking: the event-driven network")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from .spiking.cli import add_arguments as add_spiking_arguments  # no Brian2 import until used
+    if _module_exists("vpf_spiking.spiking.cli:add_arguments"):
+        from .spiking.cli import add_arguments as add_spiking_arguments  # no Brian2 import until used
 
-    add_spiking_arguments(p.add_argument_group("spiking engine (--engine spiking)"))
+        add_spiking_arguments(p.add_argument_group("spiking engine (--engine spiking)"))
     p.set_defaults(func=cmd_train)
     return p
 
