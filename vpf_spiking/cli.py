@@ -313,8 +313,8 @@ A short real run: a 784-100 RBM (networks/rbm-100.toml) trained by VPF (Adam, le
 0.01) for 5 epochs on the first 10,000 MNIST training images (well under a minute on 2 cores),
 then pictures of what it learned.
 Writes into OUT (default runs/demo/): model.npz, metrics.csv, filters.png (the weights of the
-hidden units as 28x28 images) and samples.png (test images, their reconstructions, and samples
-of free-running Gibbs chains).
+hidden units as 28x28 images) and samples.png (test images, their reconstructions, and
+confabulations: images generated from the model by Algorithm 3 of the paper).
 
 MNIST is looked up in --data-dir, else $VPF_DATA_DIR, else the data module's default places, else
 ../shared/data relative to the current folder (where it lies beside a checkout of the project).
@@ -370,20 +370,27 @@ def cmd_demo(args):
         t0 = time.perf_counter()
         model, metrics = run_protocol(config, out_dir=out, command=_command_line(args))
         t_train = time.perf_counter() - t0
+        train = resolve_data("mnist", "train", data_dir=data_dir)[:args.n_train]
         test = resolve_data("mnist", "test", data_dir=data_dir)
-        pictures = demo_figures(model, test, out, seed=args.seed)
+        pictures = demo_figures(model, train, test, out, seed=args.seed)
     _print_train_summary(out, metrics, t_train)
     print("pictures: " + ", ".join(str(p) for p in pictures))
     print(f"next: vpf info {out / 'model.npz'}   |   vpf train --help   |   vpf run protocols/train-rbm-mnist.toml")
     return 0
 
 
-def demo_figures(model, test_images, out_dir, seed=0, n_filters=100, gibbs_steps=1000):
-    """Write filters.png and samples.png for a trained model with square images; return their paths."""
+def demo_figures(model, train_images, test_images, out_dir, seed=0, n_filters=100, steps=100):
+    """Write filters.png and samples.png for a trained model with square images; return their paths.
+
+    samples.png: 10 test images, their reconstructions p(v | h) after one up-down pass, and 10
+    confabulations (Algorithm 3, :func:`vpf_spiking.generation.confabulate`) with the P prior
+    (the mean bottom-up activation over ``train_images``) and ``steps`` Gibbs steps.
+    """
     import numpy as np
 
+    from .generation import confabulate
     from .plotting import save_filters, save_image_grid
-    from .sampling import bottom_up, gibbs, sample_layer
+    from .sampling import bottom_up, sample_layer
 
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
@@ -397,11 +404,10 @@ def demo_figures(model, test_images, out_dir, seed=0, n_filters=100, gibbs_steps
     v = np.asarray(test_images[:k], dtype=model.dtype)
     state, _ = bottom_up(model, v, rng)
     recon = sample_layer(model, state, 0, rng, below=False, above=True)
-    chains = [rng.integers(0, 2, size=(k, m)).astype(model.dtype) for m in model.sizes]
-    _, probs = gibbs(model, chains, gibbs_steps, rng)
-    samples = save_image_grid(np.concatenate([v, recon, probs[0]]), out_dir / "samples.png", shape=shape,
+    confab = confabulate(model, k, prior="p", steps=steps, rng=rng, data=train_images)
+    samples = save_image_grid(np.concatenate([v, recon, confab]), out_dir / "samples.png", shape=shape,
                               ncols=k, title=f"test images / reconstructions p(v|h) / "
-                                             f"samples after {gibbs_steps} Gibbs steps")
+                                             f"confabulations (P prior, {steps} Gibbs steps)")
     return [filters, samples]
 
 
