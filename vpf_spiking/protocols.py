@@ -55,14 +55,9 @@ PROTOCOL_KINDS: dict[str, Callable | str] = {}
 #: Modules that may register kinds with @register_protocol; imported (when present) only to
 #: resolve a kind that is not known yet.  A module that does not exist is skipped.
 PROTOCOL_MODULES = [
-    "vpf_spiking.trainers",
-    "vpf_spiking.evaluation",
-    "vpf_spiking.spiking",
-    "vpf_spiking.stdp",
-    "vpf_spiking.confabulation",
-    "vpf_spiking.ais",
-    "vpf_spiking.parzen",
-    "vpf_spiking.reconstruction",
+    "vpf_spiking.evaluation",   # reconstruction, parzen, ais, rbm-experiment, dbm-experiment
+    "vpf_spiking.spiking",      # spiking-train
+    "vpf_spiking.stdp",         # stdp
 ]
 
 _TOP_KEYS = {"kind", "name", "description"}
