@@ -65,7 +65,7 @@ def test_score_samples_matches_exact_pseudo_likelihood_term():
     est = VPFRBM(n_components=3, n_iter=1, random_state=0).fit(np.eye(4, dtype=np.float32)[[0, 1, 2, 3] * 5])
     m = est.model_
     v = np.array([[1, 0, 1, 0]], dtype=np.float32)
-    i = np.random.default_rng(est.random_state).integers(0, 4, size=1)[0]
+    i = np.random.RandomState(est.random_state).randint(0, 4, 1)[0]
 
     def logp_joint_marginal(x):  # log of the unnormalised p(v) by summing over all hidden states
         hs = np.array([[(k >> j) & 1 for j in range(3)] for k in range(8)], dtype=np.float64)
@@ -77,6 +77,21 @@ def test_score_samples_matches_exact_pseudo_likelihood_term():
     a, b = logp_joint_marginal(v[0].astype(np.float64)), logp_joint_marginal(vf[0].astype(np.float64))
     expected = 4 * (a - np.logaddexp(a, b))
     assert est.score_samples(v)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_score_samples_and_transform_agree_with_bernoulli_rbm(digits):
+    """Given the same weights and random_state, BernoulliRBM computes the same numbers."""
+    from sklearn.neural_network import BernoulliRBM
+
+    Xtr, Xte = digits[0], digits[1]
+    est = VPFRBM(n_components=16, n_iter=2, random_state=3).fit(Xtr)
+    ref = BernoulliRBM(n_components=16, random_state=3)
+    ref.components_ = est.components_.astype(np.float64)
+    ref.intercept_hidden_ = est.intercept_hidden_.astype(np.float64)
+    ref.intercept_visible_ = est.intercept_visible_.astype(np.float64)
+    ref.n_features_in_ = 64
+    np.testing.assert_allclose(est.score_samples(Xte), ref.score_samples(Xte.astype(np.float64)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(est.transform(Xte), ref.transform(Xte.astype(np.float64)), rtol=1e-4, atol=1e-6)
 
 
 def test_pipeline_on_digits_learns_useful_features(digits):

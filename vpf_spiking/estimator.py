@@ -229,12 +229,14 @@ class VPFRBM(TransformerMixin, BaseEstimator):
         For each row one visible unit i is chosen at random and flipped, giving v'; the score is
         ``n_features * log sigmoid((F(v') - F(v)) / T)``, a stochastic estimate of the
         log pseudo-likelihood sum_i log p(v_i | v_-i).  The random choice uses ``random_state``
-        (fixed seed: the same units are flipped on every call).
+        exactly as BernoulliRBM does (an int seed flips the same units on every call).
         """
         self._check_fitted()
         X = self._check_X(X, binary=False, fitted=True)
-        rng = np.random.default_rng(self._seed() if self.random_state is not None else None)
-        idx = rng.integers(0, X.shape[1], size=X.shape[0])
+        # the same draw as BernoulliRBM (RandomState.randint), so equal weights give equal scores
+        rs = self.random_state
+        rng = rs if isinstance(rs, np.random.RandomState) else np.random.RandomState(rs)
+        idx = rng.randint(0, X.shape[1], X.shape[0])
         rows = np.arange(X.shape[0])
         Xc = X.astype(np.float64)
         Xf = Xc.copy()
