@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .resources import resolve_shipped, shipped_dir
 
-NETWORKS_DIR = Path(__file__).resolve().parent.parent / "networks"
+NETWORKS_DIR = shipped_dir("networks")
 
 _TOP_KEYS = {"name", "description", "layers", "neuron", "init"}
 _LAYER_KEYS = {"name", "size", "intra"}
@@ -62,14 +63,7 @@ class NetworkSpec:
 
 def resolve_network_path(path_or_name) -> Path:
     """A path to a file, or the name of a shipped definition (``rbm-500`` -> networks/rbm-500.toml)."""
-    p = Path(path_or_name)
-    if p.is_file():
-        return p
-    shipped = NETWORKS_DIR / f"{p.stem}.toml"
-    if p.suffix in ("", ".toml") and p.parent == Path(".") and shipped.is_file():
-        return shipped
-    known = ", ".join(sorted(f.stem for f in NETWORKS_DIR.glob("*.toml"))) or "none"
-    raise ConfigError(f"{path_or_name}: no such network file (shipped networks: {known})")
+    return resolve_shipped(path_or_name, "networks", "network")
 
 
 def load_network(path_or_name) -> NetworkSpec:

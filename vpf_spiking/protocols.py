@@ -48,6 +48,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ConfigError
+from .resources import resolve_shipped
 
 #: kind -> callable(config, out_dir) or "module:function" (resolved on use).
 PROTOCOL_KINDS: dict[str, Callable | str] = {}
@@ -92,10 +93,8 @@ def register_protocol(kind: str):
 
 # ---------------------------------------------------------------------------- loading
 def load_protocol(path) -> ProtocolConfig:
-    """Read a protocol file; check that it is TOML with a known ``kind``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such protocol file")
+    """Read a protocol file (or a shipped one by name: ``demo``); check its TOML and ``kind``."""
+    path = resolve_shipped(path, "protocols", "protocol")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
