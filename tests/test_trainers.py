@@ -427,3 +427,42 @@ def test_non_finite_parameters_are_reported(kind):
     with pytest.raises(TrainingDiverged, match=r"epoch 2"):
         make_trainer(kind, epochs=3, batch_size=32, progress=False).fit(BoltzmannMachine([12, 8]), toy_data(),
                                                                         callback=poison)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_chunked_parallel_update_equals_whole_array_update(kind, monkeypatch):
+    import vpf_spiking.optim as optim
+
+    rng = np.random.default_rng(4)
+    p0 = {"W1": rng.normal(size=(700, 300)).astype(np.float32), "b1": rng.normal(size=300).astype(np.float32)}
+    grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in p0.items()} for _ in range(3)]
+    monkeypatch.setattr(optim, "_cores_idle", lambda: True)
+    monkeypatch.setattr(optim, "THREADS", 2)
+    results = []
+    for chunk in (optim.CHUNK, 10**9):  # 4 chunks over 2 threads / one whole-array pass
+        monkeypatch.setattr(optim, "CHUNK", chunk)
+        p = {k: v.copy() for k, v in p0.items()}
+        opt = make_optimizer(kind, 0.01, weight_decay=0.1, momentum=0.5 if kind == "sgd" else 0.0)
+        for g in grads:
+            opt.step(p, {k: v.copy() for k, v in g.items()})
+        results.append(p)
+    assert p0["W1"].size > 3 * (1 << 16)
+    for k in p0:
+        assert np.array_equal(results[0][k], results[1][k])
+        assert not np.array_equal(results[0][k], p0[k])
+
+
+
+def test_blas_thread_setting_is_honoured(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def record(epoch, model, metrics):
+        seen.extend(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+
+    monkeypatch.setenv("VPF_BLAS_THREADS", "1")
+    _trainer("vpf", epochs=1).fit(BoltzmannMachine([12, 8]), toy_data(), callback=record)
+    assert seen and set(seen) == {1}
+    monkeypatch.setenv("VPF_BLAS_THREADS", "two")
+    with pytest.raises(ConfigError, match="VPF_BLAS_THREADS"):
+        _trainer("vpf", epochs=1).fit(BoltzmannMachine([12, 8]), toy_data())

@@ -13,6 +13,10 @@ store it in a pickle-free ``.npz`` and a resumed run continues bit for bit.
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +27,71 @@ OPTIMIZERS = ("adam", "sgd")
 
 def _decays(name: str) -> bool:
     return name[:1] in ("W", "U")
+
+
+# Elementwise updates run over cache-sized chunks (several passes over a 784x500 float32 matrix
+# stay in L2 instead of streaming from memory each time), split across threads when cores are
+# idle: numpy releases the GIL inside ufunc loops.  On a busy machine waking a worker costs more
+# than it saves (measured: ~2 ms per step under a load of 9 on 2 cores), so threads are used only
+# while the 1-minute load average leaves a core free.  Every element sees the same operations, so
+# results do not depend on the chunking or on the thread count.  VPF_THREADS=n overrides.
+CHUNK = 1 << 16
+try:
+    _CORES = len(os.sched_getaffinity(0))
+except AttributeError:  # pragma: no cover - not Linux
+    _CORES = os.cpu_count() or 1
+THREADS = max(1, min(4, int(os.environ.get("VPF_THREADS", 0)) or _CORES))
+_pool = None
+_pool_lock = threading.Lock()
+_load_checked = [0.0, True]
+
+
+def _get_pool():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, THREADS - 1), thread_name_prefix="vpf-optim")
+        return _pool
+
+
+def _cores_idle() -> bool:
+    if os.environ.get("VPF_THREADS"):
+        return True
+    now = time.monotonic()
+    if now - _load_checked[0] > 2.0:
+        try:
+            _load_checked[1] = os.getloadavg()[0] + 1 <= _CORES
+        except OSError:  # pragma: no cover
+            _load_checked[1] = True
+        _load_checked[0] = now
+    return _load_checked[1]
+
+
+def chunked(fn, *arrays) -> None:
+    """Call ``fn(*pieces)`` on matching cache-sized pieces of same-shape arrays, in parallel.
+
+    Arrays that are not C-contiguous (no flat view) are processed whole.
+    """
+    n = arrays[0].size
+    if n <= CHUNK or not all(a.flags.c_contiguous for a in arrays):
+        fn(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    starts = list(range(0, n, CHUNK))
+
+    def run(part):
+        for i in part:
+            fn(*(f[i:i + CHUNK] for f in flat))
+
+    k = min(THREADS, len(starts)) if _cores_idle() else 1
+    if k <= 1:
+        run(starts)
+        return
+    parts = [starts[j::k] for j in range(k)]
+    futures = [_get_pool().submit(run, part) for part in parts[1:]]
+    run(parts[0])
+    for f in futures:
+        f.result()
 
 
 class Optimizer:
@@ -39,7 +108,6 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.t = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {}  # slot name -> param name -> array
-        self._tmp: dict[str, np.ndarray] = {}
 
     def _slot(self, slot: str, name: str, like: np.ndarray) -> np.ndarray:
         arrays = self.slots.setdefault(slot, {})
@@ -47,18 +115,6 @@ class Optimizer:
         if a is None or a.shape != like.shape or a.dtype != like.dtype:
             a = arrays[name] = np.zeros_like(like)
         return a
-
-    def _scratch(self, name: str, like: np.ndarray) -> np.ndarray:
-        a = self._tmp.get(name)
-        if a is None or a.shape != like.shape or a.dtype != like.dtype:
-            a = self._tmp[name] = np.empty_like(like)
-        return a
-
-    def _add_decay(self, name, p, g):
-        if self.weight_decay and _decays(name):
-            tmp = self._scratch(name, p)
-            np.multiply(p, p.dtype.type(self.weight_decay), out=tmp)
-            g += tmp
 
     def step(self, params: dict, grads: dict) -> None:
         """Apply one update to every parameter that has a gradient (in place)."""
@@ -117,17 +173,27 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
 
     def _update(self, name, p, g):
-        self._add_decay(name, p, g)
+        f = p.dtype.type
+        lr, mom, wd = f(self.learning_rate), f(self.momentum), f(self.weight_decay) if _decays(name) else 0
+
         if self.momentum:
-            u = self._slot("velocity", name, p)
-            u *= p.dtype.type(self.momentum)
-            u += g
-            step = g  # g is scratch
-            np.multiply(u, p.dtype.type(self.learning_rate), out=step)
+            def update(p, g, u):
+                if wd:
+                    g += wd * p
+                u *= mom
+                u += g
+                np.multiply(u, lr, out=g)
+                p -= g
+
+            chunked(update, p, g, self._slot("velocity", name, p))
         else:
-            step = g
-            step *= p.dtype.type(self.learning_rate)
-        p -= step
+            def update(p, g):
+                if wd:
+                    g += wd * p
+                g *= lr
+                p -= g
+
+            chunked(update, p, g)
 
 
 class Adam(Optimizer):
@@ -164,20 +230,26 @@ class Adam(Optimizer):
             self._update(name, params[name], g)
 
     def _update(self, name, p, g):
-        self._add_decay(name, p, g)
         f = p.dtype.type
-        M = self._slot("M", name, p)
-        V = self._slot("V", name, p)
-        M *= f(self.beta1)
-        M += g
-        V *= f(self.beta2)
-        np.square(g, out=g)  # g is scratch from here on
-        V += g
-        np.sqrt(V, out=g)
-        g += f(self._eps)
-        np.divide(M, g, out=g)
-        g *= f(self._scale)
-        p -= g
+        b1, b2, eps, scale = f(self.beta1), f(self.beta2), f(self._eps), f(self._scale)
+        wd = f(self.weight_decay) if _decays(name) else 0
+        M, V = self._slot("M", name, p), self._slot("V", name, p)
+
+        def update(p, g, M, V):
+            if wd:
+                g += wd * p
+            M *= b1
+            M += g
+            V *= b2
+            np.square(g, out=g)  # g is scratch from here on
+            V += g
+            np.sqrt(V, out=g)
+            g += eps
+            np.divide(M, g, out=g)
+            g *= scale
+            p -= g
+
+        chunked(update, p, g, M, V)
 
 
 def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0, momentum: float = 0.0) -> Optimizer:

@@ -18,7 +18,9 @@ states in shuffled minibatches.  There is no Gibbs chain and no negative phase.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,34 @@ from .optim import make_optimizer
 
 PROBE_EXAMPLES = 1000  # training examples used for the cheap per-epoch reconstruction metric
 _E_CHUNK = 2000  # rows per E-step block: big enough for efficient GEMMs, small enough for cache
+
+
+def blas_threads_guard():
+    """Context manager limiting BLAS to one thread while the machine is busy.
+
+    Multi-threaded OpenBLAS on these minibatch-sized GEMMs is 5-70x *slower* than one thread when
+    the cores are already taken by other processes (measured on a 2-core machine at load 3-10),
+    and at most about 2x faster on idle cores.  So when the 1-minute load average at the start of
+    ``fit`` leaves no core free, training runs with one BLAS thread.  ``VPF_BLAS_THREADS=n`` sets
+    the count explicitly.  Needs threadpoolctl (installed with scikit-learn); without it, nothing
+    changes.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    env = os.environ.get("VPF_BLAS_THREADS", "")
+    if env.strip():
+        try:
+            return threadpool_limits(max(1, int(env)), user_api="blas")
+        except ValueError:
+            raise ConfigError(f"VPF_BLAS_THREADS must be a whole number, got {env!r}") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+        busy = os.getloadavg()[0] + 1 > cores
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        busy = False
+    return threadpool_limits(1, user_api="blas") if busy and cores > 1 else contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------------- data checks
@@ -277,29 +307,13 @@ class _Trainer:
                 self.history_ = list(ck.history)
                 start = ck.epoch
         probe = x[:PROBE_EXAMPLES]
-        epoch = start
+        self._current_epoch = start + 1
         try:
-            for epoch in range(start + 1, self.epochs + 1):
-                bar = self._bar(epoch, x.shape[0])
-                t0 = time.perf_counter()
-                try:
-                    objective = self._run_epoch(model, x, rng, bar, epoch)
-                finally:
-                    if bar is not None:
-                        bar.close()
-                seconds = time.perf_counter() - t0
-                self._check_parameters(model, epoch)
-                metrics = {"epoch": epoch, "objective": objective, "seconds": seconds}
-                metrics.update(probe_metrics(model, probe))
-                if callback is not None:
-                    callback(epoch, model, metrics)
-                self.history_.append(metrics)
-                if self.checkpoint is not None:
-                    save_checkpoint(self.checkpoint, epoch=epoch, model=model,
-                                    optimizer=self.optimizer_.state_arrays(), rng=rng, trainer=self.config(),
-                                    data=fingerprint, history=self.history_, extra=self._extra_state())
+            with blas_threads_guard():
+                self._epochs(model, x, rng, start, callback, probe, fingerprint)
         except KeyboardInterrupt:
             done = len(self.history_)
+            epoch = self._current_epoch
             if self.checkpoint is not None and done:
                 hint = (f"the checkpoint {self.checkpoint} (epoch {self.history_[-1]['epoch']}) is intact; "
                         f"continue with fit(..., resume=True) (vpf: add --resume)")
@@ -310,6 +324,29 @@ class _Trainer:
             print(f"\ninterrupted during epoch {epoch}; {hint}", file=sys.stderr)
             raise
         return pd.DataFrame(self.history_)
+
+    def _epochs(self, model, x, rng, start, callback, probe, fingerprint):
+        self._current_epoch = start + 1
+        for epoch in range(start + 1, self.epochs + 1):
+            self._current_epoch = epoch
+            bar = self._bar(epoch, x.shape[0])
+            t0 = time.perf_counter()
+            try:
+                objective = self._run_epoch(model, x, rng, bar, epoch)
+            finally:
+                if bar is not None:
+                    bar.close()
+            seconds = time.perf_counter() - t0
+            self._check_parameters(model, epoch)
+            metrics = {"epoch": epoch, "objective": objective, "seconds": seconds}
+            metrics.update(probe_metrics(model, probe))
+            if callback is not None:
+                callback(epoch, model, metrics)
+            self.history_.append(metrics)
+            if self.checkpoint is not None:
+                save_checkpoint(self.checkpoint, epoch=epoch, model=model,
+                                optimizer=self.optimizer_.state_arrays(), rng=rng, trainer=self.config(),
+                                data=fingerprint, history=self.history_, extra=self._extra_state())
 
     def _load_for_resume(self, model, fingerprint):
         ck = load_checkpoint(self.checkpoint)

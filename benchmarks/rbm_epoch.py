@@ -1,0 +1,152 @@
+"""One MNIST epoch of a 784-500 RBM: VPF, CD-1, scikit-learn's BernoulliRBM, and the GEMM limit.
+
+Usage::
+
+    .venv/bin/python benchmarks/rbm_epoch.py [--repeats 3] [--threads N] [--data-dir DIR]
+
+Every figure is the best (minimum) wall time of ``--repeats`` runs, all measured in this one
+process on the 60,000 binarised MNIST training images, batch size 100, float32:
+
+* ``vpf_epoch_s``: ``VPFTrainer(epochs=1).fit(model, x)`` with the default Adam (E-step over all
+  examples, 600 M-step minibatches, the input check and the per-epoch metrics included);
+* ``vpf_sgd_epoch_s``: the same with ``optimizer="sgd"`` (2 elementwise passes per update instead
+  of Adam's 10), the optimizer scikit-learn uses;
+* ``cd1_epoch_s``: ``CDTrainer(k=1, epochs=1).fit(model, x)`` (Adam as well);
+* ``sklearn_epoch_s``: ``BernoulliRBM(n_components=500, batch_size=100, n_iter=1).fit(x)`` on the
+  float32 array (it keeps float32); ``sklearn_float64_epoch_s`` on a float64 copy, for reference;
+* ``gemm_epoch_s``: only the matrix products a VPF epoch performs, same shapes, same count,
+  preallocated outputs: E-step ``(2000x784)@(784x500)`` x 30, and per minibatch
+  ``(100x784)@(784x500)``, ``(100x500)@(500x784)`` and the stacked gradient
+  ``(784x200)@(200x500)``.  ``gemm_gflops`` = their FLOPs (2mnk each) / that time, and
+  ``roofline_fraction`` = ``gemm_epoch_s / vpf_epoch_s``: the share of the VPF epoch that the
+  GEMMs alone would take at the measured throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vpf_spiking.data import load_images  # noqa: E402
+from vpf_spiking.model import BoltzmannMachine  # noqa: E402
+from vpf_spiking.trainers import _E_CHUNK, CDTrainer, VPFTrainer  # noqa: E402
+
+NV, NH, B = 784, 500, 100
+
+
+def best_of(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), times
+
+
+def gemm_epoch(n, repeats):
+    """Time the VPF epoch's matrix products alone; return (best seconds, FLOPs)."""
+    rng = np.random.default_rng(0)
+    W = (0.01 * rng.standard_normal((NV, NH))).astype(np.float32)
+    xe = (rng.random((_E_CHUNK, NV)) < 0.13).astype(np.float32)
+    ze = np.empty((_E_CHUNK, NH), np.float32)
+    vb = (rng.random((3 * B, NV)) < 0.13).astype(np.float32)
+    hb = (rng.random((3 * B, NH)) < 0.5).astype(np.float32)
+    zh = np.empty((B, NH), np.float32)
+    zv = np.empty((B, NV), np.float32)
+    G = np.empty((NV, NH), np.float32)
+    n_e, n_b = -(-n // _E_CHUNK), -(-n // B)
+
+    def run():
+        for _ in range(n_e):
+            np.matmul(xe, W, out=ze)
+        for _ in range(n_b):
+            np.matmul(vb[B:2 * B], W, out=zh)
+            np.matmul(hb[B:2 * B], W.T, out=zv)
+            np.matmul(vb[B:].T, hb[:2 * B], out=G)
+
+    flops = 2 * n * NV * NH + n_b * (2 * B * NV * NH * 2 + 2 * (2 * B) * NV * NH)
+    run()  # warm-up
+    return best_of(run, repeats)[0], flops
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="BLAS threads (default: all cores)")
+    ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--skip-sklearn", action="store_true")
+    args = ap.parse_args(argv)
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(args.threads)
+    # the trainers drop to one BLAS thread on a busy machine unless told otherwise
+    os.environ["VPF_BLAS_THREADS"] = str(args.threads)
+    x = load_images("mnist", "train", data_dir=args.data_dir)
+    assert x.shape == (60000, NV) and x.dtype == np.float32
+    blas = [f"{i['internal_api']} {i.get('version')} threads={i['num_threads']}" for i in threadpool_info()
+            if i["user_api"] == "blas"]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}, BLAS {'; '.join(blas)}")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} (other processes share the cores)")
+    print(f"data: mnist train {x.shape}, batch {B}, repeats {args.repeats} (best of)")
+
+    def vpf():
+        m = BoltzmannMachine([NV, NH], seed=0)
+        return VPFTrainer(1, batch_size=B, progress=False).fit(m, x)
+
+    def vpf_sgd():
+        m = BoltzmannMachine([NV, NH], seed=0)
+        return VPFTrainer(1, batch_size=B, optimizer="sgd", learning_rate=0.01, progress=False).fit(m, x)
+
+    def cd1():
+        m = BoltzmannMachine([NV, NH], seed=0)
+        return CDTrainer(k=1, epochs=1, batch_size=B, progress=False).fit(m, x)
+
+    def sk(data=x):
+        from sklearn.neural_network import BernoulliRBM
+
+        return BernoulliRBM(n_components=NH, batch_size=B, n_iter=1, random_state=0).fit(data)
+
+    def sk64():
+        return sk(x64)
+
+    results = {}
+    df = vpf()  # warm-up (imports, page faults)
+    results["vpf_epoch_s"], vt = best_of(vpf, args.repeats)
+    results["vpf_sgd_epoch_s"], _ = best_of(vpf_sgd, args.repeats)
+    results["cd1_epoch_s"], ct = best_of(cd1, args.repeats)
+    if not args.skip_sklearn:
+        results["sklearn_epoch_s"], st = best_of(sk, args.repeats)
+        x64 = x.astype(np.float64)
+        results["sklearn_float64_epoch_s"], _ = best_of(sk64, args.repeats)
+        del x64
+    gemm_s, flops = gemm_epoch(x.shape[0], args.repeats)
+    results["gemm_epoch_s"] = gemm_s
+    results["gemm_gflops"] = flops / gemm_s / 1e9
+    results["vpf_gemm_gflop"] = flops / 1e9
+    if "sklearn_epoch_s" in results:
+        results["vpf_over_sklearn"] = results["vpf_epoch_s"] / results["sklearn_epoch_s"]
+        results["cd1_over_sklearn"] = results["cd1_epoch_s"] / results["sklearn_epoch_s"]
+        results["vpf_sgd_over_sklearn"] = results["vpf_sgd_epoch_s"] / results["sklearn_epoch_s"]
+    results["roofline_fraction"] = gemm_s / results["vpf_epoch_s"]
+    results["roofline_fraction_sgd"] = gemm_s / results["vpf_sgd_epoch_s"]
+    results["vpf_objective_epoch1"] = float(df["objective"].iloc[0])
+    for k, v in results.items():
+        print(f"{k}: {v:.4g}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("all times (s): vpf " + " ".join(f"{t:.3f}" for t in vt) + " | cd1 " + " ".join(f"{t:.3f}" for t in ct)
+          + ("" if args.skip_sklearn else " | sklearn " + " ".join(f"{t:.3f}" for t in st)))
+
+
+if __name__ == "__main__":
+    main()
