@@ -19,6 +19,7 @@ A group of continuous-time two-state Markov neurons (spec section 5).  Per-neuro
 ``dy``    ``y_new - y_old`` at the neuron's last event (0 for a vetoed event).
 ``h``     ``learn * (y_new - 1/2)`` at the last event: the post factor of the learning rule.
 ``tev``   time of the last event.
+``nev``, ``nflip``  counts of events and of real state changes (for rates and cost accounting).
 ``t0``    (shared) offset subtracted from ``t`` before the control arrays are read, so a control
           schedule always starts at 0 whatever the clock says.
 ``eta_b`` (shared) bias learning rate: ``db = eta_b * learn * (y_new - 1/2)`` at every event.
@@ -26,8 +27,12 @@ A group of continuous-time two-state Markov neurons (spec section 5).  Per-neuro
 The neuron leaves its current state at rate ``exp((1/2 - y) * zeff / T) / tau`` with
 ``zeff = z - (1 - topdown) * za``: rest -> excited at ``exp(+zeff/2T)/tau``, excited -> rest at
 ``exp(-zeff/2T)/tau``.  Every step the custom event ``'transition'`` fires with probability
-``1 - exp(-rate*dt)`` (exact for a rate that is constant over the step), or deterministically
-when the neuron is clamped to a value it does not have.  Its reset decides the new state:
+``rate*dt``, or deterministically when the neuron is clamped to a value it does not have.
+(``rate*dt`` rather than ``1 - exp(-rate*dt)``: the expected number of events is then exactly
+``rate * time``, so the learning rule's expected drift is exact, and the up/down probability
+ratio of a single neuron is exactly ``exp(zeff/T)``, so isolated flips keep detailed balance
+exactly; the remaining O(dt) error comes from neighbours flipping in the same step.  The
+network refuses settings where ``rate*dt`` would exceed 0.2.)  Its reset decides the new state:
 
 * control ``mode = -1``: free, the event is a real transition (y -> 1 - y);
 * ``mode = 0`` or ``1``: clamped to that value; an event of a neuron already there is *vetoed*
@@ -75,6 +80,14 @@ Recipe for a pairing experiment (two neurons, forced spikes)::
     S = vpf_synapses(G, G, i=[0], j=[1], w=[0.0], rule="asymmetric", eta=1e-3)
     # -30 bias: spontaneous rest -> excited rate exp(-15)/tau, negligible.
 
+Scheduled forced transitions (``force=True``, used by the STDP protocol of :mod:`vpf_spiking.stdp`):
+two more per-neuron variables, ``t_force`` (time, on the ``t - t0`` scale, of the neuron's next
+forced rest -> excited transition; default 1e9 s, i.e. never) and ``force_period`` (added to
+``t_force`` after each forced event; default 1e9 s).  At the step where ``t - t0`` reaches
+``t_force`` the neuron has an event whose new state is 1 whatever ``mode`` says: a forced
+transition, or a vetoed event if it was already excited.  This costs one comparison per
+neuron and step, where a 2-D ``mode`` array would need one entry per neuron and step.
+
 All names (events ``'transition'``, ``'flip'``, ``'learn'``; variables above) are stable.
 """
 
@@ -101,12 +114,14 @@ tau : second (constant)
 dy : 1
 h : 1
 tev : second
+nev : 1
+nflip : 1
 t0 : second (shared)
 eta_b : 1 (shared)
 """
 
 # rate of leaving the current state; ZEFF and MODE are substituted per group
-TRANSITION = "rand() < 1 - exp(-dt * exp((0.5 - y) * ({zeff}) / T_{name}) / tau)" \
+TRANSITION = "rand() < dt * exp((0.5 - y) * ({zeff}) / T_{name}) / tau" \
              " or ({mode} > -0.5 and {mode} < 1.5 and abs(y - ({mode})) > 0.5)"
 
 RESET = """
@@ -120,6 +135,19 @@ h = ({learn}) * (y - 0.5)
 b += eta_b * h
 z += eta_b * h
 tev = t
+nev += 1
+nflip += abs(dy)
+"""
+
+FORCE_EQS = """
+t_force : second
+force_period : second
+"""
+
+# inserted into RESET before ``dy = ynew_ - y`` when force=True
+FORCE_RESET = """f_ = int(t - t0 >= t_force - 0.5 * dt)
+ynew_ = f_ + (1 - f_) * ynew_
+t_force += f_ * force_period
 """
 
 SYNAPSE_EQS = """
@@ -158,7 +186,7 @@ def control_array(values, dt, name=None):
 
 
 def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, topdown=None,
-                   eta_b=0.0, name="markov", dt=None, clock=None):
+                   eta_b=0.0, name="markov", dt=None, clock=None, force=False):
     """A ``NeuronGroup`` of ``n`` Markov neurons (see the module docstring).
 
     Parameters
@@ -176,6 +204,8 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
         Group name; also names its control arrays ``mode_<name>`` etc.
     dt, clock : optional
         Time step or clock of the group (default: ``defaultclock``).
+    force : bool
+        Add the scheduled forced transitions ``t_force`` / ``force_period`` (module docstring).
     """
     from brian2 import NeuronGroup, second
 
@@ -192,6 +222,13 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
         exprs[kind] = expr
     zeff = "z" if exprs["topdown"] == "1.0" else f"z - (1 - ({exprs['topdown']})) * za"
     cond = TRANSITION.format(zeff=zeff, name=name, mode=exprs["mode"])
+    reset = RESET.format(mode=exprs["mode"], learn=exprs["learn"])
+    eqs = NEURON_EQS
+    if force:
+        # half a step of slack: t_force is meant to sit on the time grid
+        cond = f"(t - t0 >= t_force - 0.5 * dt) or {cond}"
+        reset = reset.replace("dy = ynew_ - y", FORCE_RESET + "dy = ynew_ - y")
+        eqs = NEURON_EQS + FORCE_EQS
     events = {
         "transition": cond,
         "flip": "tev == t and dy != 0",
@@ -202,9 +239,8 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
         kw["clock"] = clock
     elif dt is not None:
         kw["dt"] = dt
-    G = NeuronGroup(n, NEURON_EQS, events=events, namespace=ns, name=name, **kw)
-    G.run_on_event("transition", RESET.format(mode=exprs["mode"], learn=exprs["learn"]),
-                   when="resets")
+    G = NeuronGroup(n, eqs, events=events, namespace=ns, name=name, **kw)
+    G.run_on_event("transition", reset, when="resets")
     G.thresholder["transition"].when = "thresholds"
     # the derived events must see the states the reset just wrote
     for ev in ("flip", "learn"):
@@ -215,6 +251,9 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
     G.z = bias
     G.tev = -1 * second
     G.eta_b = eta_b
+    if force:
+        G.t_force = 1e9 * second
+        G.force_period = 1e9 * second
     return G
 
 
