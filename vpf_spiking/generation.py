@@ -16,10 +16,18 @@ Priors of the top layer (spec section 4):
 
 Choices the spec leaves open, made here:
 
-- during stage l the layers above l keep their final values and layer l receives their
-  top-down input (it is the full DBM conditional of layer l given the layers around it);
-  layers below l-1 have not been generated yet and are held at zero, so they add no input;
-- the intra-layer sweeps of a layer with U start from that layer's current state.
+- ``top_down="pair"`` (default, the literal reading of "Gibbs sampling alternating between
+  layers l-1 and l"): stage l samples layer l-1 from p(h_{l-1} | h_l) and layer l from
+  p(h_l | h_{l-1}) with the input of every other layer zeroed - the same conditionals as the
+  E-step's bottom-up pass, plus the top-down one.  The layers above l keep their values but
+  no longer act on the chain;
+- ``top_down="held"``: the layers above l are held at their final values *and* send their
+  top-down input to layer l (the full DBM conditional given the layers around it).  On the
+  VPF-trained MNIST DBMs of docs/results/dbm-mnist.md this variant locks the chain into a
+  spurious all-dark mode (v = 0 with a dense h1) that VPF, which has no negative phase, never
+  pushes down, so it is not the default;
+- in both, layers below l-1 have not been generated yet and are held at zero (no input), and
+  the intra-layer sweeps of a layer with U start from that layer's current state.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ def top_prior(model, kind="r", data=None, sweeps=1, rng=None, chunk=5000) -> np.
 
 
 def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data=None, sweeps=1,
-                binary=False, chunk=2000, progress=False, return_hidden=False):
+                binary=False, chunk=2000, progress=False, return_hidden=False, top_down="pair"):
     """Generate ``n`` confabulations (Algorithm 3).
 
     Parameters
@@ -83,6 +91,9 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
         Chains run together (bounds memory).
     return_hidden : bool
         Also return the final state of every layer (list of (n, n_l) arrays).
+    top_down : {"pair", "held"}
+        Whether layer l also receives the input of the (held) layers above it during stage l
+        (see the module docstring).
 
     Returns
     -------
@@ -104,6 +115,9 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     if prior_probs.shape != (model.sizes[-1],) or np.any((prior_probs < 0) | (prior_probs > 1)):
         raise ConfigError(f"prior probabilities must be {model.sizes[-1]} values in [0, 1], "
                           f"got shape {prior_probs.shape}")
+    if top_down not in ("pair", "held"):
+        raise ConfigError(f"top_down must be 'pair' or 'held', got {top_down!r}")
+    held_above = top_down == "held"
     L = model.n_layers - 1
     out = np.empty((n, model.sizes[0]), dtype=model.dtype)
     hidden = [np.empty((n, k), dtype=model.dtype) for k in model.sizes] if return_hidden else None
@@ -119,7 +133,7 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
         for l in range(L, 0, -1):
             for _ in range(steps):
                 sample_layer(model, state, l - 1, rng, sweeps=sweeps)
-                sample_layer(model, state, l, rng, sweeps=sweeps)
+                sample_layer(model, state, l, rng, sweeps=sweeps, above=held_above)
                 if bar is not None:
                     bar.update(m)
         pv = visible_probabilities(model, state)
@@ -171,6 +185,9 @@ def add_subcommand(subparsers):
     p.add_argument("--steps", type=int, default=100, metavar="K", help="Gibbs steps per stage (default: 100)")
     p.add_argument("--sweeps", type=int, default=1, help="asynchronous sweeps per update of a layer with intra-layer weights (default: 1)")
     p.add_argument("--binary", action="store_true", help="binary samples instead of p(v | h1)")
+    p.add_argument("--top-down", choices=("pair", "held"), default="pair",
+                   help="pair: each stage samples only its two layers (default); held: layers above "
+                        "also send their top-down input")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", metavar="PNG", help="grid image (default: samples.png; at most 100 shown)")
     p.add_argument("--npy", metavar="FILE", help="also save all samples as a .npy array")
@@ -196,7 +213,8 @@ def cmd_sample(args):
     model = BoltzmannMachine.load(args.model)
     data = resolve_data(args.data, "train", data_dir=args.data_dir) if args.data else None
     samples = confabulate(model, args.n, prior=args.prior, steps=args.steps, rng=args.seed, data=data,
-                          sweeps=args.sweeps, binary=args.binary, progress=not args.no_progress)
+                          sweeps=args.sweeps, binary=args.binary, progress=not args.no_progress,
+                          top_down=args.top_down)
     side = int(round(np.sqrt(model.sizes[0])))
     shape = (side, side) if side * side == model.sizes[0] else (1, model.sizes[0])
     png = save_image_grid(samples[:100], args.out, shape=shape, ncols=10,

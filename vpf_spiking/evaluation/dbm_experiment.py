@@ -39,7 +39,7 @@ _TOP = {"kind", "name", "description"}
 _TRAIN_KEYS = {"epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "seed", "network_seed",
                "e_step_sweeps"}
 _MODEL_KEYS = {"label", "network", "epochs", "learning_rate"}
-_CONF_KEYS = {"priors", "n_samples", "steps", "sweeps", "seed"}
+_CONF_KEYS = {"priors", "n_samples", "steps", "sweeps", "seed", "top_down"}
 _PARZEN_KEYS = {"sigmas"}
 _AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations"}
 
@@ -134,6 +134,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     steps = get_value(cf, "steps", int, "confabulation", src, default=50, minimum=1)
     sweeps = get_value(cf, "sweeps", int, "confabulation", src, default=1, minimum=1)
     cseed = get_value(cf, "seed", int, "confabulation", src, default=0, minimum=0)
+    top_down = get_value(cf, "top_down", str, "confabulation", src, default="pair", choices=("pair", "held"))
     do_parzen = "parzen" in config
     sigmas = np.asarray(table(config, "parzen", _PARZEN_KEYS, source=src).get("sigmas", list(DEFAULT_SIGMAS)), float)
     at = table(config, "ais", _AIS_KEYS, source=src) if "ais" in config else None
@@ -206,12 +207,13 @@ def dbm_experiment(config, out_dir: Path, resume=True):
             t0 = time.perf_counter()
             probs = top_prior(model, prior, data=x, sweeps=defaults["e_step_sweeps"], rng=cseed)
             samples = confabulate(model, n_samples, prior=prior, prior_probs=probs, steps=steps, sweeps=sweeps,
-                                  rng=cseed, chunk=5000, progress=True)
+                                  rng=cseed, chunk=5000, progress=True, top_down=top_down)
             t1 = time.perf_counter()
             plotting.save_image_grid(samples[:100], folder / f"samples_{prior}.png", shape, ncols=10,
                                      title=f"{m['label']}, prior {prior.upper()}, K={steps}")
             comp = stroke_components(samples[:1000], shape)
             row = {"model": m["label"], "prior": prior.upper(), "n_samples": n_samples, "steps": steps,
+                   "top_down": top_down,
                    "sampling_s": t1 - t0, "components_mean": float(comp.mean()),
                    "frac_multi_component": float((comp > 1).mean()),
                    "test_components_mean": float(test_components.mean()),
