@@ -36,7 +36,11 @@ def main():
     ap.add_argument("--sample-steps", type=int, default=100)
     ap.add_argument("--n-betas", type=int, default=14500)
     ap.add_argument("--n-runs", type=int, default=100)
+    ap.add_argument("--train-times", action="store_true",
+                    help="instead: seconds per epoch of VPF, CD-1, PCD-1 and PCD-10 on 10,000 images (one BLAS thread)")
     args = ap.parse_args()
+    if args.train_times:
+        return train_times(args)
 
     data = load_data({"dataset": "mnist", "data_dir": args.data_dir, "validation": 1000, "n_train": None,
                       "n_test": None}, greyscale=True)
@@ -79,6 +83,24 @@ def main():
     print(f"evaluation_wall_s: {wall:.1f}")
     slowest = max(["reconstruction_s", "parzen_total_s", "ais_s"], key=times.get)
     print(f"slowest_step: {slowest}")
+
+
+def train_times(args):
+    """One epoch on the same 10,000 MNIST images per method, same settings, one after another."""
+    from threadpoolctl import threadpool_limits
+
+    from vpf_spiking.data import load_images
+    from vpf_spiking.trainers import make_trainer
+
+    x = load_images("mnist", "train", data_dir=args.data_dir)[:10000]
+    print(f"load_average_1min: {os.getloadavg()[0]:.2f}")
+    with threadpool_limits(1, user_api="blas"):
+        for label, method, kw in [("vpf", "vpf", {}), ("cd1", "cd", {"k": 1}), ("pcd1", "pcd", {"k": 1}),
+                                  ("pcd10", "pcd", {"k": 10})]:
+            model = BoltzmannMachine([784, 500], seed=0)
+            t0 = time.perf_counter()
+            make_trainer(method, epochs=1, progress=False, **kw).fit(model, x)
+            print(f"{label}_epoch_10k_s: {time.perf_counter() - t0:.2f}")
 
 
 if __name__ == "__main__":

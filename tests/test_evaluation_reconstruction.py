@@ -83,3 +83,19 @@ def test_wrong_shapes_raise(rng):
     x = np.zeros((3, 15), dtype=np.float32)
     with pytest.raises(DataError, match="visible units"):
         reconstruct(m, x, np.zeros_like(x, dtype=bool), 1, rng)
+
+
+def test_pixel_mean_baseline_uses_the_same_corruptions(rng):
+    x = (rng.random((30, 16)) < 0.4).astype(np.float32)
+    mean = x.mean(axis=0)
+    e = reconstruction_errors(None, x, ["rows:1"], steps=1, seeds=(5,), image_shape=(4, 4), baseline=mean)
+    m = BoltzmannMachine([16, 3], seed=0)
+    e_model = reconstruction_errors(m, x, ["rows:1"], steps=1, seeds=(5,), image_shape=(4, 4))
+    # recover each image's corrupted row from the model run's clamping: same masks for both
+    from vpf_spiking.evaluation.reconstruction import Corruption, _mask_and_rng
+    mask, _ = _mask_and_rng(Corruption("rows", 1), 5, 30, (4, 4))
+    expected = np.linalg.norm(np.where(mask, x - mean, 0), axis=1)
+    np.testing.assert_allclose(e.error, expected, rtol=1e-6)
+    assert len(e_model) == len(e)
+    with pytest.raises(ConfigError, match="baseline"):
+        reconstruction_errors(None, x, ["rows:1"], image_shape=(4, 4))

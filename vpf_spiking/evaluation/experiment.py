@@ -217,7 +217,7 @@ def _slug(label):
 
 @register_protocol("rbm-experiment")
 def rbm_experiment(config, out_dir: Path, resume=True):
-    """Train every ``[[models]]`` entry, then evaluate (diagnostics, reconstruction, Parzen, AIS)."""
+    """Train every ``[[models]]`` entry, then evaluate (diagnostics, reconstruction, AIS, Parzen)."""
     from .. import plotting
     from ..trainers import make_trainer
 
@@ -296,10 +296,27 @@ def rbm_experiment(config, out_dir: Path, resume=True):
                 write_table(tab, f.with_suffix(""))
             tab.insert(0, "model", m["label"])
             tabs.append(tab)
+        # reference row: every corrupted pixel set to its training-set mean (no model)
+        base, _ = evaluate_reconstruction(None, test, rs["corruptions"], rs["steps"], rs["seeds"],
+                                          image_shape=image_shape, baseline=x.mean(axis=0))
+        base.insert(0, "model", "pixel means")
+        tabs.append(base)
         recon = pd.concat(tabs, ignore_index=True)
         write_table(recon, out_dir / "reconstruction")
         write_table(reconstruction_wide(recon), out_dir / "reconstruction_wide")
         _reconstruction_figure(out_dir, models, trained, test, rs, plotting, image_shape)
+    if as_ is not None:
+        rows = []
+        for m in _selected(models, as_["models"], src, "ais"):
+            f = out_dir / _slug(m["label"]) / "ais.csv"
+            if f.exists():
+                row = pd.read_csv(f).iloc[0].to_dict()
+            else:
+                print(f"[{m['label']}] AIS", flush=True)
+                row = run_ais(trained[m["label"]], x, test, as_)
+                write_table(pd.DataFrame([row]), f.with_suffix(""))
+            rows.append({"model": m["label"], **row})
+        write_table(pd.DataFrame(rows), out_dir / "ais")
     if ps is not None:
         rows = []
         for m in _selected(models, ps["models"], src, "parzen"):
@@ -317,18 +334,6 @@ def rbm_experiment(config, out_dir: Path, resume=True):
                 write_table(pd.DataFrame([row]), f.with_suffix(""))
             rows.append({"model": m["label"], **row})
         write_table(pd.DataFrame(rows), out_dir / "parzen")
-    if as_ is not None:
-        rows = []
-        for m in _selected(models, as_["models"], src, "ais"):
-            f = out_dir / _slug(m["label"]) / "ais.csv"
-            if f.exists():
-                row = pd.read_csv(f).iloc[0].to_dict()
-            else:
-                print(f"[{m['label']}] AIS", flush=True)
-                row = run_ais(trained[m["label"]], x, test, as_)
-                write_table(pd.DataFrame([row]), f.with_suffix(""))
-            rows.append({"model": m["label"], **row})
-        write_table(pd.DataFrame(rows), out_dir / "ais")
     print(f"done: results in {out_dir}", flush=True)
     return training
 

@@ -119,14 +119,26 @@ def l2_errors(x, reconstruction) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", d, d))
 
 
+def _mask_and_rng(c, seed, n, image_shape):
+    # the mask stream depends only on (seed, pattern, k): identical corruptions for every model
+    mask_rng = np.random.default_rng([int(seed), PATTERNS.index(c.pattern), c.k])
+    gibbs_rng = np.random.default_rng([int(seed), PATTERNS.index(c.pattern), c.k, 1])
+    return c.mask(n, mask_rng, image_shape), gibbs_rng
+
+
 def reconstruction_errors(model, x, corruptions=DEFAULT_PATTERNS, steps=25, seeds=(0, 1, 2),
-                          fill="noise", chunk=2000, image_shape=(28, 28), progress=False) -> pd.DataFrame:
+                          fill="noise", chunk=2000, image_shape=(28, 28), progress=False,
+                          baseline=None) -> pd.DataFrame:
     """Per-image L2 errors for every corruption pattern and seed (long format).
 
+    With ``model=None`` the corrupted pixels are filled with ``baseline`` (e.g. the training
+    pixel means): the reference a model must beat, on exactly the same corruptions.
     Returns a DataFrame with columns ``pattern, k, corruption, seed, image, error``.
     """
     corruptions = parse_patterns(corruptions)
-    x = np.asarray(x, dtype=model.dtype)
+    if model is None and baseline is None:
+        raise ConfigError("reconstruction needs a model or a baseline image")
+    x = np.asarray(x, dtype=np.float32 if model is None else model.dtype)
     frames = []
     todo = [(c, s) for c in corruptions for s in seeds]
     bar = None
@@ -134,11 +146,11 @@ def reconstruction_errors(model, x, corruptions=DEFAULT_PATTERNS, steps=25, seed
         from tqdm.auto import tqdm
         bar = tqdm(todo, desc="reconstruction", unit="run")
     for c, seed in todo:
-        # the mask stream depends only on (seed, pattern, k): identical corruptions for every model
-        mask_rng = np.random.default_rng([int(seed), PATTERNS.index(c.pattern), c.k])
-        gibbs_rng = np.random.default_rng([int(seed), PATTERNS.index(c.pattern), c.k, 1])
-        mask = c.mask(x.shape[0], mask_rng, image_shape)
-        rec = reconstruct(model, x, mask, steps, gibbs_rng, fill=fill, chunk=chunk)
+        mask, gibbs_rng = _mask_and_rng(c, seed, x.shape[0], image_shape)
+        if model is None:
+            rec = np.where(mask, np.asarray(baseline, dtype=x.dtype)[None, :], x)
+        else:
+            rec = reconstruct(model, x, mask, steps, gibbs_rng, fill=fill, chunk=chunk)
         err = l2_errors(x, rec)
         frames.append(pd.DataFrame({"pattern": c.pattern, "k": c.k, "corruption": c.label,
                                     "seed": int(seed), "image": np.arange(len(err)), "error": err}))
