@@ -43,7 +43,7 @@ def test_rbm_experiment_writes_every_table_and_figure(toy_data, tmp_path):
     for name in ("training", "reconstruction", "reconstruction_wide", "parzen", "ais"):
         assert (out / f"{name}.csv").exists() and (out / f"{name}.md").exists()
     recon = pd.read_csv(out / "reconstruction.csv")
-    assert set(recon.model) == {"VPF-6", "PCD-2"} and len(recon) == 4
+    assert set(recon.model) == {"VPF-6", "PCD-2", "pixel means"} and len(recon) == 6
     assert (recon.n_images == 60).all() and (recon.n_seeds == 2).all()
     ais = pd.read_csv(out / "ais.csv")
     assert np.isfinite(ais.test_ll).all() and (ais.test_ll < 0).all()
