@@ -273,6 +273,19 @@ def test_dbm_ais_matches_exact_log_z_and_the_bound_is_below_the_exact_likelihood
     assert np.all(bound <= exact_lp + 1e-9)
     assert np.mean(exact_lp - bound) < 1.0             # a useful bound, not a vacuous one
     np.testing.assert_allclose(res["test_bound"], bound.mean() + log_z - res["log_z"], rtol=1e-9)
+    assert res["log_z_floor"] <= log_z and not res["ais_below_floor"]
+
+
+def test_dbm_ais_flags_an_estimate_below_the_single_state_floor():
+    """A model with a dominant blank-image mode and a far too short annealing: AIS misses it."""
+    m = tiny_dbm((6, 5, 4), std=0.3, seed=2)
+    m.b[0][:] = -6.0
+    m.W[1][:] = -1.0
+    m.b[1][:] = 3.0           # v = 0 with h1 on is the heavy mode; the base rate looks elsewhere
+    test = np.ones((10, 6))
+    with pytest.warns(RuntimeWarning, match="below the lower bound"):
+        res = evaluate_dbm_ais(m, test, base_data=test, n_betas=2, n_runs=3, schedule="linear", seed=0)
+    assert res["ais_below_floor"] and res["log_z_floor"] <= exact_log_z(m) + 1e-9
 
 
 def test_mean_field_bound_is_tight_for_weak_weights_and_never_decreases():

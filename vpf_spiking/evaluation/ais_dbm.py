@@ -18,7 +18,11 @@ What is computed (Salakhutdinov & Hinton 2009; Salakhutdinov & Larochelle 2010):
    same amount and is reported separately.
 
 The result is a *lower bound* on the mean test log-likelihood only up to the AIS error: AIS
-tends to underestimate log Z, which would make the reported bound too high.
+tends to underestimate log Z, which would make the reported bound too high.  A cheap check
+catches gross failures: log Z >= log p*(v) >= the mean-field bound of any single image, so
+``log_z_floor`` (the largest of those over the test images and the blank image) must not exceed
+the AIS estimate; ``ais_below_floor`` flags it and ``test_bound_at_floor`` is the mean test
+bound with log Z replaced by that floor (an upper limit on what the bound can be).
 """
 
 from __future__ import annotations
@@ -139,11 +143,23 @@ def evaluate_dbm_ais(model, test, base_data=None, n_betas=14500, n_runs=100, sch
         base_data = np.concatenate([mu[l] for l in odd], axis=1)
     dist = RBMAnnealing(rbm, base_data)
     res = ais(dist, annealing_schedule(n_betas, schedule), n_runs, np.random.default_rng(seed), progress)
-    bound = variational_bound_unnormalized(model, test, mf_iterations) - res.log_z
+    unnorm = variational_bound_unnormalized(model, test, mf_iterations)
+    bound = unnorm - res.log_z
+    # log Z >= log p*(v) >= the mean-field bound for any single v: the blank image and every
+    # test image give a floor that a trustworthy AIS estimate must clear
+    blank = variational_bound_unnormalized(model, np.zeros((1, model.sizes[0])), mf_iterations)[0]
+    floor = float(max(blank, unnorm.max()))
     out = res.as_dict()
     out.update({"log_z_se": res.se, "test_bound": float(bound.mean()),
-                "bound_se": float(bound.std(ddof=1) / np.sqrt(len(bound)))})
+                "bound_se": float(bound.std(ddof=1) / np.sqrt(len(bound))),
+                "log_z_floor": floor, "ais_below_floor": bool(res.log_z < floor),
+                "test_bound_at_floor": float(unnorm.mean() - floor)})
     del out["se"]
+    if res.log_z < floor:
+        import warnings
+        warnings.warn(f"AIS log Z = {res.log_z:.2f} is below the lower bound {floor:.2f} given by single "
+                      "states: the annealing missed modes; use more inverse temperatures/runs. The "
+                      "mean test bound is at most test_bound_at_floor.", RuntimeWarning, stacklevel=2)
     return out
 
 
