@@ -81,11 +81,15 @@ class StandaloneSession:
         if cls.active is not None:
             device.reinit()
             cls.active._retired = True
+            cls.active._drop_objects()
         else:
             try:
                 device.reinit()
             except Exception:  # the runtime device has nothing to reset
                 pass
+        import gc
+
+        gc.collect()  # old objects would push the new ones to suffixed names (a full rebuild)
         set_device(kind, build_on_run=False)
         if kind == "cuda_standalone":
             _cuda_prefs()

@@ -225,10 +225,15 @@ class SpikingNetwork:
             za.append(state[l + 1] @ m.W[l + 1].T if l + 1 < m.n_layers else np.zeros_like(state[l]))
         return z, za
 
-    def _check_rates(self, state):
+    def _max_rate_dt(self, state):
         m = self.model
         z = self.model.copy(np.float64).local_fields(state)
         worst = max(float(np.max(np.exp((0.5 - y) * zl / m.temperature))) for y, zl in zip(state, z))
+        return worst * self.dt_ms / m.tau_ms
+
+    def _check_rates(self, state):
+        m = self.model
+        worst = self._max_rate_dt(state) * m.tau_ms / self.dt_ms
         if worst * self.dt_ms / m.tau_ms > MAX_RATE_DT:
             raise ConfigError(
                 f"dt = {self.dt_ms} ms is too large for the rates of this model: the fastest neuron "
@@ -291,7 +296,7 @@ class SpikingNetwork:
         return modes, lr, tds
 
     # ------------------------------------------------------------------ running
-    def run(self, *, state=None, mode=None, learn=None, topdown=None, seed=None) -> RunResult:
+    def run(self, *, state=None, mode=None, learn=None, topdown=None, seed=None, strict=True) -> RunResult:
         """Simulate ``n_slots * slot_ms`` with the given controls; return a :class:`RunResult`.
 
         Parameters
@@ -307,6 +312,11 @@ class SpikingNetwork:
             Whether the field from the layer above counts (default 1).
         seed : int, optional
             Seed of this run's random streams (default: derived from the network seed and a counter).
+        strict : bool
+            Refuse a starting state whose fastest rate the time step cannot resolve
+            (rate*dt > 0.2).  Training passes False: a clamped example far from the model can
+            exceed it, and the event probability then saturates at one per step (documented
+            as a clipping of the largest flow terms).
         """
         if self._retired:
             raise ConfigError("this standalone network was retired because another one was built "
@@ -314,7 +324,9 @@ class SpikingNetwork:
         state = self._check_state(state)
         modes, lr, tds = self._controls(mode, learn, topdown)
         self.model.validate()
-        self._check_rates_soft(state)
+        self.last_max_rate_dt = self._max_rate_dt(state)
+        if strict:
+            self._check_rates(state)
         if seed is None:
             seed = None if self.seed is None else (int(self.seed) * 1000003 + self._runs) % (2**31)
         self._runs += 1
@@ -426,16 +438,24 @@ class SpikingNetwork:
                 raise TrainingDiverged(f"{key} became non-finite during the spiking run; lower eta")
         m.set_parameters(new)
 
-    def _check_rates_soft(self, state):
-        """Refuse a run whose starting rates the time step cannot resolve (see MAX_RATE_DT)."""
-        self._check_rates(state)
-
     # ------------------------------------------------------------------ odds and ends
     def close(self):
-        """Release the standalone project (lets another standalone network be built)."""
+        """Release the standalone project (lets another standalone network be built).
+
+        The Brian2 objects are dropped too: code objects still alive would make the next build
+        in this process take suffixed names (``..._codeobject_2``) and recompile everything."""
         if self.device != "runtime":
             dev.StandaloneSession.release(self)
             self._retired = True
+            self._drop_objects()
+
+    def _drop_objects(self):
+        import gc
+
+        self.net = None
+        self.groups, self.synapses, self.monitors = [], {}, []
+        self._mode_ta, self._topdown_ta, self._learn_ta = [], [], None
+        gc.collect()
 
     def synaptic_updates(self, result: RunResult) -> int:
         """Synapse visits of a run: every flip visits all its synapses once, every learning event

@@ -172,11 +172,11 @@ class SpikingTrainer:
                     batch[: len(idx)] = x[idx]
                     mode, learn, topdown = self.schedule(model, batch)
                     res = net.run(mode=mode, learn=learn, topdown=topdown,
-                                  seed=(self.seed * 7919 + epoch * 104729 + pos) % (2**31))
+                                  seed=(self.seed * 7919 + epoch * 104729 + pos) % (2**31), strict=False)
                     pos += len(idx)
                     row = {"epoch": epoch + 1, "examples": epoch * n + pos,
                            "events_per_neuron_s": res.n_events / (model.n_units * res.duration_s),
-                           "flips": res.n_flips, "sim_s": res.duration_s, "wall_s": res.wall_s,
+                           "flips": res.n_flips, "max_rate_dt_start": net.last_max_rate_dt, "sim_s": res.duration_s, "wall_s": res.wall_s,
                            "mean_sq_weight": float(np.mean(model.W[1].astype(np.float64) ** 2))}
                     history.append(row)
                     bar.update(1)

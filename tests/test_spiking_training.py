@@ -1,0 +1,148 @@
+"""Spiking training: the schedule, agreement with the batch algorithm, checkpoints, CLI, refusals."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vpf_spiking import BoltzmannMachine
+from vpf_spiking.errors import ConfigError, DataError
+from vpf_spiking.objective import gradient
+from vpf_spiking.sampling import bottom_up
+from vpf_spiking.spiking import CLAMP0, CLAMP1, FREE, HOLD, SpikingTrainer
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+PROTOS = np.array([[1, 1, 1, 0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 1, 1, 0, 1, 0], [1, 0, 1, 0, 1, 0, 1, 0, 1]], float)
+CHUNK = 200  # one cpp_standalone build serves every 9-4 test here
+
+
+def toy_data(n, seed):
+    r = np.random.default_rng(seed)
+    return np.abs(PROTOS[r.integers(0, 3, n)] - (r.random((n, 9)) < 0.08))
+
+
+def exact_ll(m, x):
+    W, b, c = m.W[1].astype(float), m.b[0].astype(float), m.b[1].astype(float)
+    H = np.array(list(itertools.product([0, 1], repeat=len(c))), float)
+    logz = np.logaddexp.reduce(H @ c + np.logaddexp(0, H @ W.T + b).sum(1))
+    return float(np.mean(x @ b + np.logaddexp(0, x @ W + c).sum(1)) - logz)
+
+
+def online_batch(m, x, lr, seed):
+    r = np.random.default_rng(seed)
+    for k in range(len(x)):
+        state, _ = bottom_up(m, x[k:k + 1], r)
+        g = gradient(m, state)
+        m.set_parameters({key: v - lr * g[key] for key, v in m.parameters().items()})
+    return m
+
+
+def test_schedule_layout_for_a_deep_network():
+    m = BoltzmannMachine([4, 3, 2], intra=[False, True, True], dtype=np.float64)
+    tr = SpikingTrainer(settle_ms=20, learn_ms=10, chunk=2, device="runtime")
+    slot, ns, nl, per = tr.geometry(m)
+    assert (slot, ns, nl, per) == (10.0, 2, 1, 5)
+    x = np.array([[1, 0, 1, 0], [np.nan] * 4])
+    mode, learn, topdown = tr.schedule(m, x)
+    # example 0: slots 0-1 settle h1, 2-3 settle h2, 4 learn; example 1 is padding
+    assert np.array_equal(mode[0][:4], np.tile([CLAMP1, CLAMP0, CLAMP1, CLAMP0], (4, 1)))
+    assert np.all(mode[0][4:] == HOLD)
+    assert list(mode[1][:5]) == [FREE, FREE, HOLD, HOLD, HOLD]
+    assert list(mode[2][:5]) == [HOLD, HOLD, FREE, FREE, HOLD]
+    assert list(topdown[1][:5]) == [0, 0, 0, 0, 1]
+    assert list(learn) == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert np.all(mode[1][5:] == HOLD) and np.all(mode[2][5:] == HOLD)
+
+
+def test_spiking_training_reaches_batch_log_likelihood():
+    """A 9-4 RBM trained online by its own spikes gets the exact log-likelihood of the batch
+    algorithm run with the same per-example learning rate on the same examples."""
+    x = toy_data(4000, 0)
+    test = toy_data(5000, 99)
+    init = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    # per-example learning rate eta * T * learn_ms / tau = 0.02; a 40 ms learning window keeps
+    # the event-count noise of each update (relative size ~ 1/sqrt(events)) small
+    eta, learn_ms = 0.005, 40.0
+    m = init.copy()
+    hist = SpikingTrainer(eta=eta, learn_ms=learn_ms, chunk=CHUNK, device="cpp_standalone",
+                          progress=False).fit(m, x)
+    assert len(hist) == len(x) // CHUNK
+    lr = eta * m.temperature * learn_ms / m.tau_ms
+    mb = online_batch(init.copy(), x, lr, seed=1)
+    ll0, lls, llb = exact_ll(init, test), exact_ll(m, test), exact_ll(mb, test)
+    assert llb > ll0 + 1.5            # the task is learnable at this rate
+    assert lls > ll0 + 1.5
+    assert abs(lls - llb) < 0.3, (ll0, lls, llb)
+
+
+def test_checkpoint_resume_after_interrupt(tmp_path):
+    x = toy_data(2 * CHUNK, 1)
+    ck = tmp_path / "ck.npz"
+    m = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    tr = SpikingTrainer(eta=0.03, chunk=CHUNK, device="cpp_standalone", checkpoint=ck, checkpoint_every=1,
+                        progress=False, epochs=2)
+
+    def stop(epoch, pos, model, row):
+        if epoch == 1 and pos == CHUNK:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit(m, x, callback=stop)
+    assert ck.exists()
+    m2 = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    hist = tr.fit(m2, x, resume=True)
+    assert list(hist["examples"]) == [CHUNK, 2 * CHUNK, 3 * CHUNK, 4 * CHUNK]
+    # the resumed model started from the checkpoint, not from scratch
+    assert not np.allclose(m2.W[1], BoltzmannMachine([9, 4], seed=0, dtype=np.float64).W[1])
+    with pytest.raises(DataError, match="other training data"):
+        tr.fit(BoltzmannMachine([9, 4], seed=0), toy_data(2 * CHUNK, 2), resume=True)
+
+
+def test_cli_trains_with_the_spiking_engine(tmp_path):
+    from vpf_spiking.cli import main
+
+    data = tmp_path / "toy.npy"
+    np.save(data, toy_data(CHUNK, 3).astype(np.float32))
+    out = tmp_path / "run"
+    rc = main(["train", "rbm-toy", "--engine", "spiking", "--device", "cpp_standalone", "--data", str(data),
+               "--epochs", "1", "--chunk", str(CHUNK), "--eta", "0.03", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    m = BoltzmannMachine.load(out / "model.npz")
+    assert m.sizes == (9, 4)
+    assert (out / "metrics.csv").exists() and (out / "checkpoint.npz").exists()
+
+
+def test_training_refuses_bad_input():
+    m = BoltzmannMachine([9, 4], seed=0)
+    with pytest.raises(DataError, match="shape"):
+        SpikingTrainer(device="runtime").fit(m, np.zeros((5, 8)))
+    with pytest.raises(DataError, match="binary"):
+        SpikingTrainer(device="runtime").fit(m, np.full((5, 9), 0.5))
+    with pytest.raises(ConfigError, match="eta"):
+        SpikingTrainer(eta=0)
+    with pytest.raises(ConfigError, match="rule"):
+        SpikingTrainer(rule="hebb")
+    with pytest.raises(ConfigError, match="multiples of dt"):
+        SpikingTrainer(settle_ms=0.15).geometry(m)
+    with pytest.raises(ConfigError, match="unknown device"):
+        SpikingTrainer(device="tpu").fit(m, np.zeros((5, 9)))
+
+
+def test_protocol_kind_is_registered_and_checked():
+    from pathlib import Path
+
+    from vpf_spiking.protocols import ProtocolConfig, known_kinds, load_protocol
+    from vpf_spiking.spiking.cli import parse_spiking_train
+
+    assert "spiking-train" in known_kinds()
+    shipped = Path(__file__).resolve().parent.parent / "protocols" / "spiking-rbm-mnist.toml"
+    s = parse_spiking_train(load_protocol(shipped))
+    assert s["network"] == "rbm-500" and s["trainer"]["device"] == "cpp_standalone"
+    bad = ProtocolConfig({"kind": "spiking-train", "network": {"name": "rbm-toy"}, "data": {"dataset": "x.npy"},
+                          "spiking": {"eta": 0.01, "speed": 3}})
+    with pytest.raises(ConfigError, match="speed"):
+        parse_spiking_train(bad)
+    bad["spiking"] = {"device": "gpu"}
+    with pytest.raises(ConfigError, match="device"):
+        parse_spiking_train(bad)
