@@ -349,6 +349,8 @@ def test_vpf_learns_a_known_distribution_with_a_dbm_and_generation_reproduces_it
 
 
 # --------------------------------------------------------------------------- dbm-experiment protocol
+@pytest.mark.slow  # ~6 s of CPU, mostly reading MNIST twice (binary and greyscale)
+@pytest.mark.data
 def test_dbm_experiment_protocol_runs_end_to_end_and_resumes(tmp_path, shared_data_dir, monkeypatch):
     from vpf_spiking.protocols import run_protocol
 
