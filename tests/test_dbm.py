@@ -259,13 +259,16 @@ def test_dbm_as_rbm_has_the_same_energy_and_partition_function(sizes):
     even = np.hstack([st[l] for l in range(0, m.n_layers, 2)])
     np.testing.assert_allclose(rbm.energy([odd, even]), m.energy(st), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(exact_log_z(rbm), exact_log_z(m), rtol=1e-12)
+    swapped = dbm_as_rbm(m, explicit="even")
+    np.testing.assert_allclose(swapped.energy([even, odd]), m.energy(st), rtol=1e-12, atol=1e-12)
 
 
-def test_dbm_ais_matches_exact_log_z_and_the_bound_is_below_the_exact_likelihood():
+@pytest.mark.parametrize("explicit", ["odd", "even"])
+def test_dbm_ais_matches_exact_log_z_and_the_bound_is_below_the_exact_likelihood(explicit):
     m = tiny_dbm((6, 5, 4), std=1.0, seed=1)
     rng = np.random.default_rng(2)
     test = (rng.random((30, 6)) < 0.5).astype(np.float64)
-    res = evaluate_dbm_ais(m, test, base_data=test, n_betas=3000, n_runs=200, seed=0)
+    res = evaluate_dbm_ais(m, test, base_data=test, n_betas=3000, n_runs=200, seed=0, explicit=explicit)
     log_z = exact_log_z(m)
     assert abs(res["log_z"] - log_z) < max(4 * res["log_z_se"], 0.02)
     exact_lp = exact_log_p_unnormalized(m, test) - log_z

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, ModelError
+from ..errors import ConfigError, DataError, ModelError
 from ..model import BoltzmannMachine
 from ..sampling import sigmoid
 from .ais import RBMAnnealing, ais, annealing_schedule
@@ -50,9 +50,15 @@ def _parity_layers(model):
     return odd, even
 
 
-def dbm_as_rbm(model) -> BoltzmannMachine:
-    """The RBM (odd layers as visible, even layers as hidden) with the same energy and log Z."""
+def dbm_as_rbm(model, explicit="odd") -> BoltzmannMachine:
+    """The RBM with the same energy and log Z: odd layers as visible, even layers as hidden.
+
+    ``explicit="even"`` swaps the roles (v, h2, ... visible; h1, h3, ... hidden), so that AIS
+    anneals over the even layers with the odd ones summed out.
+    """
     _check_dbm(model)
+    if explicit not in ("odd", "even"):
+        raise ConfigError(f"explicit must be 'odd' or 'even', got {explicit!r}")
     odd, even = _parity_layers(model)
     n = model.sizes
     oo = np.concatenate([[0], np.cumsum([n[l] for l in odd])])
@@ -66,7 +72,9 @@ def dbm_as_rbm(model) -> BoltzmannMachine:
                 W[oo[i]:oo[i + 1], eo[j]:eo[j + 1]] = model.W[le]
     b_vis = np.concatenate([model.b[l] for l in odd])
     b_hid = np.concatenate([model.b[l] for l in even])
-    return BoltzmannMachine([oo[-1], eo[-1]], intra=False, temperature=model.temperature,
+    if explicit == "even":
+        W, b_vis, b_hid = np.ascontiguousarray(W.T), b_hid, b_vis
+    return BoltzmannMachine(list(W.shape), intra=False, temperature=model.temperature,
                             dtype=model.dtype, name=f"{model.name}-as-rbm",
                             W=[None, W], U=[None, None], b=[b_vis, b_hid])
 
@@ -126,21 +134,23 @@ def variational_bound_unnormalized(model, v, iterations=50, chunk=2000) -> np.nd
 
 
 def evaluate_dbm_ais(model, test, base_data=None, n_betas=14500, n_runs=100, schedule="sm",
-                     seed=0, mf_iterations=50, progress=False) -> dict:
+                     seed=0, mf_iterations=50, progress=False, explicit="odd") -> dict:
     """AIS log Z of a DBM and the mean mean-field lower bound on the test log-likelihood.
 
     ``base_data`` (training images) sets the base-rate biases of the annealing's base model:
-    the logit of the mean-field activations of the odd layers on those images.
+    the logit of the mean-field activations of the explicit layers on those images (the images
+    themselves for v).  ``explicit``: which layers AIS walks over, "odd" (h1, ...; v and h2
+    summed out) or "even" (v, h2, ...; h1 summed out) - see :func:`dbm_as_rbm`.
 
     Returns the keys of :meth:`AISResult.as_dict` plus ``log_z_se`` (AIS), ``test_bound`` (mean
     over test images of the variational bound, nats) and ``bound_se`` (its SE over images).
     """
     _check_dbm(model)
-    rbm = dbm_as_rbm(model)
+    rbm = dbm_as_rbm(model, explicit)
     if base_data is not None:
-        odd, _ = _parity_layers(model)
+        odd, even = _parity_layers(model)
         mu = mean_field(model, np.asarray(base_data[:10000]), mf_iterations)
-        base_data = np.concatenate([mu[l] for l in odd], axis=1)
+        base_data = np.concatenate([mu[l] for l in (odd if explicit == "odd" else even)], axis=1)
     dist = RBMAnnealing(rbm, base_data)
     res = ais(dist, annealing_schedule(n_betas, schedule), n_runs, np.random.default_rng(seed), progress)
     unnorm = variational_bound_unnormalized(model, test, mf_iterations)
@@ -150,7 +160,7 @@ def evaluate_dbm_ais(model, test, base_data=None, n_betas=14500, n_runs=100, sch
     blank = variational_bound_unnormalized(model, np.zeros((1, model.sizes[0])), mf_iterations)[0]
     floor = float(max(blank, unnorm.max()))
     out = res.as_dict()
-    out.update({"log_z_se": res.se, "test_bound": float(bound.mean()),
+    out.update({"explicit": explicit, "log_z_se": res.se, "test_bound": float(bound.mean()),
                 "bound_se": float(bound.std(ddof=1) / np.sqrt(len(bound))),
                 "log_z_floor": floor, "ais_below_floor": bool(res.log_z < floor),
                 "test_bound_at_floor": float(unnorm.mean() - floor)})

@@ -41,7 +41,7 @@ _TRAIN_KEYS = {"epochs", "batch_size", "learning_rate", "optimizer", "weight_dec
 _MODEL_KEYS = {"label", "network", "epochs", "learning_rate"}
 _CONF_KEYS = {"priors", "n_samples", "steps", "sweeps", "seed", "top_down"}
 _PARZEN_KEYS = {"sigmas"}
-_AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations"}
+_AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations", "explicit"}
 
 
 def _models(config, defaults):
@@ -231,6 +231,8 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     # ---- AIS lower bound
     if at is not None:
         names = at.get("models")
+        explicit = get_value(at, "explicit", str, "ais", src, default="odd", choices=("odd", "even"))
+        stem = "ais_dbm" if explicit == "odd" else "ais_dbm_even"
         rows = []
         for m in models:
             if names is None and any(trained[m["label"]].intra):
@@ -239,7 +241,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
                 continue
             if names is not None and m["label"] not in names:
                 continue
-            f = out_dir / _slug(m["label"]) / "ais_dbm.csv"
+            f = out_dir / _slug(m["label"]) / f"{stem}.csv"
             if f.exists():
                 row = pd.read_csv(f).iloc[0].to_dict()
             else:
@@ -251,10 +253,10 @@ def dbm_experiment(config, out_dir: Path, resume=True):
                                        seed=get_value(at, "seed", int, "ais", src, default=0, minimum=0),
                                        mf_iterations=get_value(at, "mf_iterations", int, "ais", src, default=50,
                                                                minimum=0),
-                                       progress=True)
+                                       progress=True, explicit=explicit)
                 write_table(pd.DataFrame([row]), f.with_suffix(""))
                 print(json.dumps(row), flush=True)
             rows.append({"model": m["label"], **row})
-        write_table(pd.DataFrame(rows), out_dir / "ais_dbm")
+        write_table(pd.DataFrame(rows), out_dir / stem)
     print(f"done: results in {out_dir}", flush=True)
     return pd.DataFrame(conf_rows)
