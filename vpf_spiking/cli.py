@@ -30,6 +30,7 @@ from .errors import ConfigError, VPFError
 EXTENSION_COMMANDS: list[tuple[str, str, str]] = [
     ("evaluate", "vpf_spiking.evaluation.command:add_subcommand", "reconstruction / Parzen / AIS evaluation of a saved model"),
     ("sample", "vpf_spiking.generation:add_subcommand", "draw confabulations from a trained model (Algorithm 3, R or P prior)"),
+    ("stdp", "vpf_spiking.stdp:add_subcommand", "STDP pairing protocol on the spiking engine (curve vs closed form)"),
 ]
 
 
