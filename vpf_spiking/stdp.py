@@ -649,7 +649,7 @@ def plot(results, path, fit: StdpFit | None = None, title=None) -> Path:
     ax.set_xlabel("dt = t_post - t_pre (ms)")
     ax.set_ylabel(f"relative weight change after {results[0].protocol.pairings} pairings (%)")
     ax.set_title(title or "STDP from the VPF rule: pairing protocol")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
