@@ -65,13 +65,14 @@ def evaluate(model, test, seed=0):
     return out
 
 
-def pictures(model, name, out):
+def pictures(model, name, out, x):
+    """Filters, and confabulations (Algorithm 3, P prior estimated on the training images, 100 steps)."""
     from vpf_spiking.generation import confabulate
     from vpf_spiking.plotting import save_filters, save_image_grid
 
     save_filters(model.W[1], out / f"filters-{name}.png", n=100, title=f"{name}: first 100 filters")
-    samples = confabulate(model, 50, prior="r", steps=200, rng=np.random.default_rng(0))
-    save_image_grid(samples, out / f"samples-{name}.png", ncols=10, title=f"{name}: confabulations")
+    samples = confabulate(model, 50, prior="p", data=x[:2000], steps=100, rng=np.random.default_rng(0))
+    save_image_grid(samples, out / f"samples-{name}.png", ncols=10, title=f"{name}: confabulations (P prior)")
 
 
 def main(argv=None):
@@ -88,7 +89,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpp_standalone")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="runs/spiking-mnist")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: spiking,online,batch")
+    ap.add_argument("--pictures-only", action="store_true", help="only redraw pictures of saved models")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: spiking,online,batch,batch100")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,12 @@ def main(argv=None):
         init = BoltzmannMachine.from_network(args.network, seed=0, dtype=np.float64)
         name = args.network
     lr = args.eta * init.temperature * args.learn_ms / init.tau_ms
+    if args.pictures_only:
+        for engine in ("spiking", "online", "batch", "batch100"):
+            path = out / f"{name}-{engine}.npz"
+            if path.exists():
+                pictures(BoltzmannMachine.load(path).copy(np.float64), f"{name}-{engine}", out, x)
+        return
     rows, timing = [], {}
 
     if "spiking" not in skip:
@@ -122,7 +130,7 @@ def main(argv=None):
         sim = float(hist["sim_s"].sum())
         rows.append({"engine": f"spiking ({args.device})", "wall_s": timing["spiking"],
                      "sim_s": sim, "sim_wall_s": float(hist["wall_s"].sum()), **evaluate(m, test)})
-        pictures(m, f"{name}-spiking", out)
+        pictures(m, f"{name}-spiking", out, x)
     if "online" not in skip:
         m = init.copy()
         t = time.perf_counter()
@@ -131,7 +139,7 @@ def main(argv=None):
                      "diverged_at": done if done < len(x) else None, **evaluate(m, test)})
         if done == len(x):
             m.save(out / f"{name}-online.npz")
-            pictures(m, f"{name}-online", out)
+            pictures(m, f"{name}-online", out, x)
     if "batch" not in skip:
         from vpf_spiking.trainers import VPFTrainer
 
@@ -153,10 +161,25 @@ def main(argv=None):
             rows.append({**row, **evaluate(m.copy(np.float64), test)})
         if not diverged:
             m.save(out / f"{name}-batch.npz")
-            pictures(m.copy(np.float64), f"{name}-batch", out)
+            pictures(m.copy(np.float64), f"{name}-batch", out, x)
+    if "batch100" not in skip:
+        # the batch engine as it is meant to be used (E-step per epoch, minibatches of 100, Adam),
+        # with as many updates as the spiking run made: 100 epochs over the same images
+        from vpf_spiking.trainers import VPFTrainer
+
+        m = init.copy(np.float32)
+        epochs = max(1, round(len(x) / 100))
+        t = time.perf_counter()
+        VPFTrainer(epochs=epochs, batch_size=100, learning_rate=1e-3, optimizer="adam", seed=0,
+                   progress=False).fit(m, x.astype(np.float32))
+        rows.append({"engine": f"batch engine VPFTrainer (batch 100, adam 1e-3, {epochs} epochs)",
+                     "wall_s": time.perf_counter() - t, **evaluate(m.copy(np.float64), test)})
+        m.save(out / f"{name}-batch100.npz")
+        pictures(m.copy(np.float64), f"{name}-batch100", out, x)
     rows.append({"engine": "initial (untrained)", **evaluate(init, test)})
     df = pd.DataFrame(rows)
-    df.to_csv(out / f"{name}-summary.csv", index=False)
+    suffix = "" if not skip else "-without-" + "-".join(sorted(skip))
+    df.to_csv(out / f"{name}-summary{suffix}.csv", index=False)
     print(f"{name}: per-example learning rate {lr:g}")
     (out / f"{name}-settings.json").write_text(json.dumps({**vars(args), "per_example_lr": lr}, indent=1))
     with pd.option_context("display.width", 200, "display.max_columns", 20):

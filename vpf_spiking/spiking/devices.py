@@ -114,14 +114,19 @@ def _import_brian2cuda():
 
 
 def _curand_paths():
-    """Include and library folders of the ``nvidia-curand`` wheel, if installed."""
-    try:
-        import nvidia.curand as nc
-    except ImportError:
+    """Include and library folders of the ``nvidia-curand`` wheel (``nvidia/curand`` for CUDA 12,
+    ``nvidia/cu13`` for CUDA 13), if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
         return None, None
-    base = Path(list(nc.__path__)[0])
-    inc, lib = base / "include", base / "lib"
-    return (str(inc) if inc.is_dir() else None), (str(lib) if lib.is_dir() else None)
+    for root in spec.submodule_search_locations:
+        for header in sorted(Path(root).glob("*/include/curand.h")):
+            base = header.parent.parent
+            lib = base / "lib"
+            return str(base / "include"), (str(lib) if lib.is_dir() else None)
+    return None, None
 
 
 def _cuda_prefs():

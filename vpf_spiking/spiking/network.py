@@ -319,8 +319,8 @@ class SpikingNetwork:
             as a clipping of the largest flow terms).
         """
         if self._retired:
-            raise ConfigError("this standalone network was retired because another one was built "
-                              "in the same process; build it again")
+            raise ConfigError("this network was closed (or, for a standalone network, retired because "
+                              "another one was built in the same process); build it again")
         state = self._check_state(state)
         modes, lr, tds = self._controls(mode, learn, topdown)
         self.model.validate()
@@ -402,16 +402,16 @@ class SpikingNetwork:
         m, K = self.model, self.replicas
         state, events, flips = [], [], []
         for l, G in enumerate(self.groups):
-            state.append(np.asarray(G.y[:]).reshape(K, m.sizes[l]))
-            events.append(np.asarray(G.nev[:]).reshape(K, m.sizes[l]))
-            flips.append(np.asarray(G.nflip[:]).reshape(K, m.sizes[l]))
+            state.append(np.array(G.y[:], dtype=np.float64).reshape(K, m.sizes[l]))
+            events.append(np.array(G.nev[:], dtype=np.float64).reshape(K, m.sizes[l]))
+            flips.append(np.array(G.nflip[:], dtype=np.float64).reshape(K, m.sizes[l]))
         if self.rule is not None or self.eta_b:
             self._pull()
         self.state = state
         samples = times = None
         if self.monitors:
-            samples = [np.asarray(M.y[:]).T.reshape(-1, K, m.sizes[l]) for l, M in enumerate(self.monitors)]
-            times = np.asarray(self.monitors[0].t[:] / 1.0)
+            samples = [np.array(M.y[:]).T.reshape(-1, K, m.sizes[l]) for l, M in enumerate(self.monitors)]
+            times = np.array(self.monitors[0].t[:] / 1.0)
             if self.device == "runtime":  # runtime monitors accumulate over runs: keep this run's part
                 n = int(round(self.duration_ms / self.record_ms))
                 samples = [s[-n:] for s in samples]
@@ -423,7 +423,7 @@ class SpikingNetwork:
         m = self.model
         new = {}
         for key, S in self.synapses.items():
-            w = np.asarray(S.w[:], dtype=np.float64)
+            w = np.array(S.w[:], dtype=np.float64)
             kind, l = key[0], int(key[1:])
             if kind == "W":
                 new[key] = w.reshape(m.sizes[l - 1], m.sizes[l])
@@ -432,7 +432,7 @@ class SpikingNetwork:
                 u[np.triu_indices(m.sizes[l], 1)] = w
                 new[key] = u + u.T
         for l, G in enumerate(self.groups):
-            new[f"b{l}"] = np.asarray(G.b[:], dtype=np.float64)
+            new[f"b{l}"] = np.array(G.b[:], dtype=np.float64)
         for key, v in new.items():
             if not np.all(np.isfinite(v)):
                 raise TrainingDiverged(f"{key} became non-finite during the spiking run; lower eta")
@@ -446,8 +446,8 @@ class SpikingNetwork:
         in this process take suffixed names (``..._codeobject_2``) and recompile everything."""
         if self.device != "runtime":
             dev.StandaloneSession.release(self)
-            self._retired = True
-            self._drop_objects()
+        self._retired = True
+        self._drop_objects()
 
     def _drop_objects(self):
         import gc
