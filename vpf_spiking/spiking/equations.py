@@ -18,7 +18,7 @@ A group of continuous-time two-state Markov neurons (spec section 5).  Per-neuro
 ``tau``   time constant (per neuron, so a pre and a post neuron may differ).
 ``dy``    ``y_new - y_old`` at the neuron's last event (0 for a vetoed event).
 ``h``     ``learn * (y_new - 1/2)`` at the last event: the post factor of the learning rule.
-``tev``   time of the last event.
+``fired`` 1 in the step of an event (set by the reset, cleared before the next thresholds).
 ``nev``, ``nflip``  counts of events and of real state changes (for rates and cost accounting).
 ``t0``    (shared) offset subtracted from ``t`` before the control arrays are read, so a control
           schedule always starts at 0 whatever the clock says.
@@ -113,7 +113,7 @@ b : 1
 tau : second (constant)
 dy : 1
 h : 1
-tev : second
+fired : 1
 nev : 1
 nflip : 1
 t0 : second (shared)
@@ -134,7 +134,7 @@ y = ynew_
 h = ({learn}) * (y - 0.5)
 b += eta_b * h
 z += eta_b * h
-tev = t
+fired = 1
 nev += 1
 nflip += abs(dy)
 """
@@ -231,8 +231,8 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
         eqs = NEURON_EQS + FORCE_EQS
     events = {
         "transition": cond,
-        "flip": "tev == t and dy != 0",
-        "learn": "tev == t and h != 0",
+        "flip": "fired > 0 and dy != 0",
+        "learn": "fired > 0 and h != 0",
     }
     kw = {}
     if clock is not None:
@@ -246,10 +246,12 @@ def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, 
     for ev in ("flip", "learn"):
         G.thresholder[ev].when = "after_resets"
         G.thresholder[ev].order = 0
+    # a flag rather than "time of last event == t": brian2cuda hoists t out of the reset kernel
+    # and then declares it twice when a vector statement reads t
+    G.run_regularly("fired = 0", when="before_thresholds", name=f"{name}_clear")
     G.tau = tau
     G.b = bias
     G.z = bias
-    G.tev = -1 * second
     G.eta_b = eta_b
     if force:
         G.t_force = 1e9 * second

@@ -365,7 +365,7 @@ class SpikingNetwork:
             setattr(obj, name, v)
         for G in self.groups:
             G.t0 = self.net.t
-            G.tev = -1 * ms
+            G.fired = 0
         for ta, v in tas.items():
             ta.values[:] = v.reshape(ta.values.shape)
         if seed is not None:
