@@ -191,7 +191,9 @@ class SpikingNetwork:
             from brian2 import device
 
             # run_args cannot carry a seed: read it from the environment before the run starts
-            device.insert_code("main", _SEED_CODE)
+            # (cpp only: brian2cuda draws from cuRAND and has no _random_generators)
+            if self.device == "cpp_standalone":
+                device.insert_code("main", _SEED_CODE)
             self.net.run(self.duration_ms * ms, namespace={})
 
     def _replicate(self, i, j, n_pre, n_post):
