@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .model import BoltzmannMachine, atomic_savez
+from .model import BoltzmannMachine, atomic_savez, read_tagged_npz
 
 FORMAT_NAME = "vpf-spiking-checkpoint"
 FORMAT_VERSION = 1
@@ -98,15 +98,7 @@ def save_checkpoint(path, *, epoch: int, model: BoltzmannMachine, optimizer: dic
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`; errors name the file and the problem."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such checkpoint file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except Exception as exc:  # zipfile/ValueError/OSError: all mean "not a readable checkpoint"
-        raise ConfigError(f"{path}: not a readable checkpoint ({exc})") from None
-    if "format" not in data or str(data["format"]) != FORMAT_NAME:
-        raise ConfigError(f"{path}: not a vpf-spiking checkpoint (missing or wrong 'format' entry)")
+    data = read_tagged_npz(path, FORMAT_NAME, "checkpoint", ConfigError)
     try:
         meta = json.loads(str(data["meta"]))
         mm = meta["model"]

@@ -269,15 +269,7 @@ class BoltzmannMachine:
     def load(cls, path) -> "BoltzmannMachine":
         """Read a model written by :meth:`save`; shapes and finiteness are checked."""
         path = Path(path)
-        if not path.exists():
-            raise ModelError(f"{path}: no such model file")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except Exception as exc:  # zipfile/ValueError/OSError: all mean "not our file"
-            raise ModelError(f"{path}: not a readable .npz model file ({exc})") from None
-        if "format" not in data or str(data["format"]) != FORMAT_NAME:
-            raise ModelError(f"{path}: not a vpf-spiking model (missing or wrong 'format' entry)")
+        data = read_tagged_npz(path, FORMAT_NAME, "model", ModelError)
         try:
             meta = json.loads(str(data["meta"]))
             sizes = meta["sizes"]
@@ -319,6 +311,24 @@ def _check_array(a, shape, name):
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         raise ModelError(f"{name} has {bad} non-finite value(s) (NaN or inf)")
+
+
+def read_tagged_npz(path, format_name, what, error):
+    """All arrays of a pickle-free ``.npz`` whose ``format`` entry is ``format_name``.
+
+    Raises ``error`` naming the file for a missing, unreadable or foreign file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: no such {what} file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except Exception as exc:  # zipfile/ValueError/OSError: all mean "not our file"
+        raise error(f"{path}: not a readable {what} file (.npz: {exc})") from None
+    if "format" not in data or str(data["format"]) != format_name:
+        raise error(f"{path}: not a vpf-spiking {what} (missing or wrong 'format' entry)")
+    return data
 
 
 def atomic_savez(path, arrays: dict) -> Path:
