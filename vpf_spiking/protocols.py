@@ -336,10 +336,9 @@ METHODS = ("vpf", "cd", "pcd")
 OPTIMIZERS = ("adam", "sgd")
 
 
-def parse_train(config: ProtocolConfig) -> dict:
-    """Validate a ``kind = "train"`` protocol; return plain settings (network, data, trainer kwargs)."""
+def parse_network_and_data(config: ProtocolConfig) -> dict:
+    """The ``[network]`` and ``[data]`` tables shared by the training kinds, validated."""
     src = config.source
-    check_keys(config, _TOP_KEYS | {"network", "data", "training"}, "the top level", src)
     net = table(config, "network", _NETWORK_KEYS, source=src)
     if ("name" in net) == ("path" in net):
         raise ConfigError(f"{src}: [network] needs exactly one of name = \"rbm-500\" or path = \"file.toml\"")
@@ -349,6 +348,21 @@ def parse_train(config: ProtocolConfig) -> dict:
         cand = Path(src).parent / network
         network = str(cand) if cand.exists() else network
     data = table(config, "data", _DATA_KEYS, required=("dataset",), source=src)
+    return {
+        "network": network,
+        "network_seed": get_value(net, "seed", int, "network", src, minimum=0),
+        "dataset": get_value(data, "dataset", str, "data", src),
+        "data_dir": get_value(data, "data_dir", str, "data", src),
+        "n_train": get_value(data, "n_train", int, "data", src, minimum=1),
+        "validation": get_value(data, "validation", int, "data", src, default=0, minimum=0),
+    }
+
+
+def parse_train(config: ProtocolConfig) -> dict:
+    """Validate a ``kind = "train"`` protocol; return plain settings (network, data, trainer kwargs)."""
+    src = config.source
+    check_keys(config, _TOP_KEYS | {"network", "data", "training"}, "the top level", src)
+    common = parse_network_and_data(config)
     tr = table(config, "training", _TRAINING_KEYS, source=src)
     method = get_value(tr, "method", str, "training", src, default="vpf", choices=METHODS)
     kw = {
@@ -371,12 +385,7 @@ def parse_train(config: ProtocolConfig) -> dict:
             raise ConfigError(f"{src}: training.e_step_sweeps applies to method vpf, not {method}")
         kw["k"] = get_value(tr, "k", int, "training", src, minimum=1)
     return {
-        "network": network,
-        "network_seed": get_value(net, "seed", int, "network", src, minimum=0),
-        "dataset": get_value(data, "dataset", str, "data", src),
-        "data_dir": get_value(data, "data_dir", str, "data", src),
-        "n_train": get_value(data, "n_train", int, "data", src, minimum=1),
-        "validation": get_value(data, "validation", int, "data", src, default=0, minimum=0),
+        **common,
         "method": method,
         "trainer": {k: v for k, v in kw.items() if v is not None},
     }

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..protocols import (ProtocolConfig, check_keys, get_value, load_training_data, register_protocol,
-                         run_protocol, table)
+from ..protocols import (ProtocolConfig, check_keys, get_value, load_training_data, parse_network_and_data,
+                         register_protocol, run_protocol, table)
 from .devices import DEVICES
 
 _SPIKING_KEYS = {"epochs", "eta", "eta_b", "rule", "settle_ms", "learn_ms", "dt_ms", "chunk", "device",
@@ -35,15 +35,7 @@ _SPIKING_KEYS = {"epochs", "eta", "eta_b", "rule", "settle_ms", "learn_ms", "dt_
 def parse_spiking_train(config: ProtocolConfig) -> dict:
     src = config.source
     check_keys(config, {"kind", "name", "description", "network", "data", "spiking"}, "the top level", src)
-    net = table(config, "network", {"name", "path", "seed"}, source=src)
-    if ("name" in net) == ("path" in net):
-        raise ConfigError(f"{src}: [network] needs exactly one of name = \"rbm-500\" or path = \"file.toml\"")
-    network = net.get("name") or net.get("path")
-    if "path" in net and not Path(network).is_absolute() and Path(src).is_file():
-        cand = Path(src).parent / network
-        network = str(cand) if cand.exists() else network
-    data = table(config, "data", {"dataset", "data_dir", "n_train", "validation"}, required=("dataset",),
-                 source=src)
+    common = parse_network_and_data(config)
     sp = table(config, "spiking", _SPIKING_KEYS, source=src)
     w = "spiking"
     kw = {
@@ -62,12 +54,7 @@ def parse_spiking_train(config: ProtocolConfig) -> dict:
         "codegen": get_value(sp, "codegen", str, w, src, choices=("cython", "numpy")),
     }
     return {
-        "network": network,
-        "network_seed": get_value(net, "seed", int, "network", src, minimum=0),
-        "dataset": get_value(data, "dataset", str, "data", src),
-        "data_dir": get_value(data, "data_dir", str, "data", src),
-        "n_train": get_value(data, "n_train", int, "data", src, minimum=1),
-        "validation": get_value(data, "validation", int, "data", src, default=0, minimum=0),
+        **common,
         "trainer": {k: v for k, v in kw.items() if v is not None},
     }
 
