@@ -29,25 +29,10 @@ import pandas as pd
 
 from vpf_spiking import BoltzmannMachine
 from vpf_spiking.data import load_images
-from vpf_spiking.objective import gradient, objective
+from vpf_spiking.objective import objective
+from vpf_spiking.errors import TrainingDiverged
 from vpf_spiking.sampling import bottom_up
-
-
-def online_batch(model, x, lr, seed=0, sweeps=1):
-    """One SGD step on K per example, E-step with the current parameters (float64).
-
-    Returns the number of examples processed before the parameters became non-finite
-    (``len(x)`` when training finished)."""
-    rng = np.random.default_rng(seed)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(len(x)):
-            state, _ = bottom_up(model, x[k:k + 1], rng, sweeps=sweeps)
-            g = gradient(model, state)
-            new = {key: v - lr * g[key] for key, v in model.parameters().items()}
-            if not all(np.all(np.isfinite(v)) for v in new.values()):
-                return k
-            model.set_parameters(new)
-    return len(x)
+from vpf_spiking.trainers import online_vpf
 
 
 def evaluate(model, test, seed=0):
@@ -134,7 +119,11 @@ def main(argv=None):
     if "online" not in skip:
         m = init.copy()
         t = time.perf_counter()
-        done = online_batch(m, x, lr)
+        try:
+            online_vpf(m, x, learning_rate=lr)
+            done = len(x)
+        except TrainingDiverged as exc:
+            done = exc.examples_done
         rows.append({"engine": "batch algorithm, online E-step (numpy)", "wall_s": time.perf_counter() - t,
                      "diverged_at": done if done < len(x) else None, **evaluate(m, test)})
         if done == len(x):

@@ -52,3 +52,25 @@ def test_plots_are_written(rng, tmp_path):
              plotting.plot_histogram(rng.random(100), tmp_path / "h.png")]
     for p in paths:
         assert p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figures_leave_the_pyplot_backend_alone(tmp_path):
+    """Writing a PNG must not switch pyplot to Agg: that would silence a notebook's inline figures."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import matplotlib
+        matplotlib.use("svg")
+        import numpy as np
+        from vpf_spiking.plotting import save_filters, plot_histogram
+        from vpf_spiking import stdp
+        save_filters(np.random.default_rng(0).normal(size=(784, 4)), r"{tmp_path}/f.png")
+        plot_histogram(np.random.default_rng(0).random(50), r"{tmp_path}/h.png")
+        assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": ""})
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "h.png").stat().st_size > 0

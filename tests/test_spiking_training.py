@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from vpf_spiking import BoltzmannMachine
-from vpf_spiking.errors import ConfigError, DataError
+from vpf_spiking.errors import ConfigError, DataError, TrainingDiverged
 from vpf_spiking.objective import gradient
 from vpf_spiking.sampling import bottom_up
 from vpf_spiking.spiking import CLAMP0, CLAMP1, FREE, HOLD, SpikingTrainer
+from vpf_spiking.trainers import online_vpf
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -29,13 +30,25 @@ def exact_ll(m, x):
     return float(np.mean(x @ b + np.logaddexp(0, x @ W + c).sum(1)) - logz)
 
 
-def online_batch(m, x, lr, seed):
-    r = np.random.default_rng(seed)
+def test_online_vpf_is_one_gradient_step_per_example_with_the_current_parameters():
+    x = toy_data(3, 5)
+    m = BoltzmannMachine([9, 4], intra=[False, True], seed=0, dtype=np.float64)
+    ref = m.copy()
+    rng = np.random.default_rng(7)
     for k in range(len(x)):
-        state, _ = bottom_up(m, x[k:k + 1], r)
-        g = gradient(m, state)
-        m.set_parameters({key: v - lr * g[key] for key, v in m.parameters().items()})
-    return m
+        state, _ = bottom_up(ref, x[k:k + 1], rng, sweeps=2)
+        g = gradient(ref, state)
+        ref.set_parameters({key: v - 0.1 * g[key] for key, v in ref.parameters().items()})
+    assert online_vpf(m, x, learning_rate=0.1, seed=7, sweeps=2) is m
+    for key, v in ref.parameters().items():
+        np.testing.assert_allclose(m.parameters()[key], v, rtol=1e-12, atol=1e-15)
+    with pytest.raises(TrainingDiverged, match="diverged at example") as info:
+        online_vpf(m, x, learning_rate=1e308)
+    assert info.value.examples_done < len(x)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        online_vpf(m, x, learning_rate=-1.0)
+    with pytest.raises(DataError, match="columns"):
+        online_vpf(m, x[:, :8], learning_rate=0.1)
 
 
 def test_schedule_layout_for_a_deep_network():
@@ -69,7 +82,7 @@ def test_spiking_training_reaches_batch_log_likelihood():
                           progress=False).fit(m, x)
     assert len(hist) == len(x) // CHUNK
     lr = eta * m.temperature * learn_ms / m.tau_ms
-    mb = online_batch(init.copy(), x, lr, seed=1)
+    mb = online_vpf(init.copy(), x, learning_rate=lr, seed=1)
     ll0, lls, llb = exact_ll(init, test), exact_ll(m, test), exact_ll(mb, test)
     assert llb > ll0 + 1.5            # the task is learnable at this rate
     assert lls > ll0 + 1.5

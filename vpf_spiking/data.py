@@ -299,7 +299,7 @@ def _failure_reason(exc) -> str:
 
 def _fetch(info: DatasetInfo, filename: str, mirrors=None, timeout=None, searched=()) -> Path:
     """Download ``filename.gz`` into the cache, verify it, and move it into place atomically."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     key = f"{info.name}/{filename}"
     expected = CHECKSUMS[key]

@@ -123,7 +123,7 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     hidden = [np.empty((n, k), dtype=model.dtype) for k in model.sizes] if return_hidden else None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .progress import progress_bar as tqdm
         bar = tqdm(total=n * L * steps, desc="confabulating", unit="chain-step", mininterval=1.0)
     p_top = prior_probs.astype(model.dtype)
     for a in range(0, n, chunk):

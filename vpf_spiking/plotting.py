@@ -1,19 +1,17 @@
 """Figures: image grids (filters, samples, reconstructions), training curves, histograms.
 
-Everything renders with matplotlib's Agg backend (no display needed) and writes a PNG.
+Each figure is a standalone ``matplotlib.figure.Figure`` written to a PNG: no display is
+needed, and pyplot's global backend is left alone (so notebooks keep their inline figures).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .errors import DataError  # noqa: E402
+from .errors import DataError
 
 
 def image_grid(images, shape=(28, 28), ncols=10, pad=1, normalize="each") -> np.ndarray:
@@ -42,7 +40,8 @@ def image_grid(images, shape=(28, 28), ncols=10, pad=1, normalize="each") -> np.
 
 def save_image_grid(images, path, shape=(28, 28), ncols=10, normalize=None, title=None) -> Path:
     grid = image_grid(images, shape, ncols, normalize=normalize)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 30 + 0.5, grid.shape[0] / 30 + (0.8 if title else 0.3)))
+    fig = Figure(figsize=(grid.shape[1] / 30 + 0.5, grid.shape[0] / 30 + (0.8 if title else 0.3)))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -58,7 +57,8 @@ def save_filters(W, path, n=100, shape=(28, 28), ncols=10, title=None) -> Path:
 
 def plot_curves(df, x, columns, path, ylabel=None, logy=False, title=None, groupby=None) -> Path:
     """Line plot of ``columns`` against ``x`` (one line per column, or per group and column)."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
+    fig = Figure(figsize=(4 * len(columns), 3.2))
+    axes = fig.subplots(1, len(columns), squeeze=False)
     groups = [(None, df)] if groupby is None else list(df.groupby(groupby, sort=False))
     for ax, col in zip(axes[0], columns):
         for name, g in groups:
@@ -77,7 +77,8 @@ def plot_curves(df, x, columns, path, ylabel=None, logy=False, title=None, group
 
 def plot_histogram(values, path, bins=50, xlabel="mean hidden activation", title=None, labels=None) -> Path:
     """Histogram of one array, or overlaid histograms of a list of arrays (``labels``)."""
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
     series = values if labels is not None else [values]
     for i, v in enumerate(series):
         ax.hist(np.asarray(v).ravel(), bins=bins, range=(0, 1) if xlabel.startswith("mean hidden") else None,
@@ -96,5 +97,4 @@ def _save(fig, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -599,7 +599,7 @@ def simulate(protocol: PairingProtocol, progress=True, directory=None) -> StdpRe
 
 def _tqdm_report():
     """A Brian2 ``report`` callable that drives a tqdm bar (runtime device)."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     bar = {"b": None}
 
@@ -627,13 +627,11 @@ def write_csv(result: StdpResult, path) -> Path:
 
 def plot(results, path, fit: StdpFit | None = None, title=None) -> Path:
     """Figure: simulated points with error bars, the closed form and the Bi & Poo fit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     results = results if isinstance(results, (list, tuple)) else [results]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     grid = np.linspace(min(r.table.dt_ms.min() for r in results), max(r.table.dt_ms.max() for r in results), 801)
     ax.plot(grid, bi_poo_curve(grid), color="0.6", lw=1.5, ls="--", label="Bi & Poo (1998) exponential fits")
     colours = {"asymmetric": "C0", "symmetric": "C3"}
@@ -654,7 +652,6 @@ def plot(results, path, fit: StdpFit | None = None, title=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

@@ -204,6 +204,37 @@ def flow_gradient(model, state):
     return {k: v.copy() for k, v in ws.grads.items()}, K
 
 
+def online_vpf(model, x, learning_rate, seed=0, sweeps=1):
+    """What :class:`vpf_spiking.spiking.SpikingTrainer` does in expectation, in numpy.
+
+    Per example, in order: the bottom-up E-step with the *current* parameters
+    (:func:`vpf_spiking.sampling.bottom_up`), then one SGD step on K of that example.  With
+    ``learning_rate = eta * T * learn_ms / tau`` it is the spiking trainer without the
+    event-count noise, which makes it the reference for the spiking engine.  Updates ``model``
+    in place and returns it; raises :class:`TrainingDiverged` (with ``examples_done``) when the
+    parameters stop being finite.
+    """
+    from .objective import gradient
+    from .sampling import bottom_up
+
+    x = check_data(model, x)
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ConfigError(f"learning_rate must be a positive number, got {learning_rate}")
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(x)):
+            state, _ = bottom_up(model, x[k:k + 1], rng, sweeps=sweeps)
+            g = gradient(model, state)
+            new = {key: v - learning_rate * g[key] for key, v in model.parameters().items()}
+            if not all(np.all(np.isfinite(v)) for v in new.values()):
+                err = TrainingDiverged(f"online VPF diverged at example {k} (learning rate {learning_rate:g}); "
+                                       "lower the learning rate")
+                err.examples_done = k
+                raise err
+            model.set_parameters(new)
+    return model
+
+
 # ---------------------------------------------------------------------------- base trainer
 class _Trainer:
     """Epoch loop, progress bar, metrics, checkpoints and resume; subclasses supply the epoch."""
@@ -366,7 +397,7 @@ class _Trainer:
     def _bar(self, epoch, n):
         if not self.progress:
             return None
-        from tqdm.auto import tqdm
+        from .progress import progress_bar as tqdm
 
         return tqdm(total=math.ceil(n / self.batch_size), desc=f"{self.method} epoch {epoch}/{self.epochs}",
                     unit="batch", leave=True, mininterval=0.5, file=sys.stderr)

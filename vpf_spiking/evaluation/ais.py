@@ -151,7 +151,7 @@ def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=Fa
     log_w = np.zeros(n_runs, dtype=np.float64)
     steps = range(1, len(betas))
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar as tqdm
         steps = tqdm(steps, desc="AIS", unit="beta", mininterval=1.0)
     # A (100 x 784) @ (784 x 500) product is too small to share between threads: on a busy
     # 2-core machine two BLAS threads made each step ~20x slower than one.

@@ -143,7 +143,7 @@ def reconstruction_errors(model, x, corruptions=DEFAULT_PATTERNS, steps=25, seed
     todo = [(c, s) for c in corruptions for s in seeds]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar as tqdm
         bar = tqdm(todo, desc="reconstruction", unit="run")
     for c, seed in todo:
         mask, gibbs_rng = _mask_and_rng(c, seed, x.shape[0], image_shape)

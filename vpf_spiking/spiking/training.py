@@ -142,7 +142,7 @@ class SpikingTrainer:
     def fit(self, model: BoltzmannMachine, x, resume=False, callback=None):
         """Train ``model`` in place on binary examples ``x`` (n, n_visible); return per-chunk metrics."""
         import pandas as pd
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar as tqdm
 
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != model.sizes[0]:
