@@ -175,14 +175,74 @@ def _control(value, name, group, kind):
 def control_array(values, dt, name=None):
     """A TimedArray of control codes ``values`` (``(slots,)`` or ``(slots, n)``) with slot length ``dt``.
 
-    ``dt`` is a Brian2 quantity; it must be a multiple of the simulation time step.
+    ``dt`` is a Brian2 quantity; it must be a multiple of the simulation time step.  Its Cython
+    code does not depend on the array's shape or slot length (see :func:`_shape_free_cython`), so
+    the runtime device compiles each network's code once, whatever its size or schedule.
     """
     from brian2 import TimedArray
 
     values = np.asarray(values, dtype=np.float64)
     if values.ndim not in (1, 2):
         raise ConfigError(f"control array must be 1-D or 2-D, got shape {values.shape}")
-    return TimedArray(values, dt=dt, name=name) if name else TimedArray(values, dt=dt)
+    ta = TimedArray(values, dt=dt, name=name) if name else TimedArray(values, dt=dt)
+    _shape_free_cython(ta)
+    return ta
+
+
+_CYTHON_1D = """
+cdef double %NAME%(const double t):
+    global _namespace%NAME%_values, _namespace%NAME%_geometry
+    cdef double epsilon = _namespace%NAME%_geometry[0]
+    cdef int K = <int>_namespace%NAME%_geometry[1]
+    cdef int rows = <int>_namespace%NAME%_geometry[2]
+    cdef int i = <int>((t/epsilon + 0.5)/K)
+    if i < 0:
+        i = 0
+    if i >= rows:
+        i = rows - 1
+    return _namespace%NAME%_values[i]
+"""
+
+_CYTHON_2D = """
+cdef double %NAME%(const double t, const int i):
+    global _namespace%NAME%_values, _namespace%NAME%_geometry
+    cdef double epsilon = _namespace%NAME%_geometry[0]
+    cdef int K = <int>_namespace%NAME%_geometry[1]
+    cdef int rows = <int>_namespace%NAME%_geometry[2]
+    cdef int cols = <int>_namespace%NAME%_geometry[3]
+    if i < 0 or i >= cols:
+        return _numpy.nan
+    cdef int timestep = <int>((t/epsilon + 0.5)/K)
+    if timestep < 0:
+        timestep = 0
+    elif timestep >= rows:
+        timestep = rows - 1
+    return _namespace%NAME%_values[timestep*cols + i]
+"""
+
+
+def _shape_free_cython(ta):
+    """Give ``ta`` a Cython implementation that reads its shape and slot length at run time.
+
+    Brian2's own TimedArray writes the number of rows and columns and the slot length into the
+    generated code, so every new network size or schedule length is new code and costs a Cython
+    compile (about 20 s for a network's control arrays, a minute and a half for a first network
+    on a 2-core machine).  Here they travel in a small array next to the values, through the same
+    namespace mechanism Brian2 uses for the values; the lookup is the same as Brian2's.
+    """
+    from brian2.input.timedarray import _find_K
+
+    template = _CYTHON_1D if ta.values.ndim == 1 else _CYTHON_2D
+    code = template.replace("%NAME%", ta.name)
+
+    def namespace(owner):
+        K = _find_K(owner.clock.dt_, ta.dt)
+        rows = ta.values.shape[0]
+        cols = ta.values.shape[1] if ta.values.ndim == 2 else 1
+        return {f"{ta.name}_values": np.ascontiguousarray(ta.values, dtype=np.float64).ravel(),
+                f"{ta.name}_geometry": np.array([ta.dt / K, K, rows, cols], dtype=np.float64)}
+
+    ta.implementations.add_dynamic_implementation("cython", lambda owner: code, namespace=namespace, name=ta.name)
 
 
 def markov_neurons(n, *, tau, bias=0.0, temperature=1.0, mode=None, learn=None, topdown=None,

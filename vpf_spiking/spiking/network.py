@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError, TrainingDiverged
 from . import devices as dev
-from .equations import FREE, HOLD, markov_neurons, vpf_synapses
+from .equations import FREE, HOLD, control_array, markov_neurons, vpf_synapses
 
 #: largest allowed probability scale rate*dt at the starting state (a larger one loses events)
 MAX_RATE_DT = 0.2
@@ -147,21 +147,21 @@ class SpikingNetwork:
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
     def _build(self):
-        from brian2 import Network, StateMonitor, TimedArray, defaultclock, ms
+        from brian2 import Network, StateMonitor, defaultclock, ms
 
         m, K = self.model, self.replicas
         defaultclock.dt = self.dt_ms * ms
         slot = self.slot_ms * ms
         L = m.n_layers
         self._mode_ta, self._topdown_ta = [], []
-        self._learn_ta = TimedArray(np.zeros(self.n_slots), dt=slot, name="ctl_learn")
+        self._learn_ta = control_array(np.zeros(self.n_slots), dt=slot, name="ctl_learn")
         self.groups = []
         for l in range(L):
             n = m.sizes[l] * K
-            mode = TimedArray(np.full((self.n_slots, n), float(FREE)), dt=slot, name=f"ctl_mode_l{l}")
+            mode = control_array(np.full((self.n_slots, n), float(FREE)), dt=slot, name=f"ctl_mode_l{l}")
             td = None
             if l + 1 < L:
-                td = TimedArray(np.ones(self.n_slots), dt=slot, name=f"ctl_topdown_l{l}")
+                td = control_array(np.ones(self.n_slots), dt=slot, name=f"ctl_topdown_l{l}")
             self._mode_ta.append(mode)
             self._topdown_ta.append(td)
             G = markov_neurons(n, tau=m.tau_ms * ms, bias=0.0, temperature=m.temperature, mode=mode,
