@@ -155,6 +155,23 @@ def test_vpf_sample_command_writes_grid_and_npy(tmp_path, monkeypatch):
         assert (tmp_path / f"{prior}.png").stat().st_size > 0
 
 
+def test_vpf_sample_finds_mnist_beside_the_checkout_like_every_command(tmp_path, monkeypatch, shared_data_dir):
+    """``../shared/data`` is one of the places the README promises; ``vpf sample`` looked elsewhere."""
+    from vpf_spiking.cli import main
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("VPF_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(shared_data_dir, target_is_directory=True)
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    path = BoltzmannMachine([784, 8], seed=0).save(tmp_path / "m.npz")
+    rc = main(["sample", str(path), "--prior", "p", "--data", "mnist", "--n", "4", "--steps", "2",
+               "--no-progress", "--out", "s.png"])
+    assert rc == 0 and (tmp_path / "checkout" / "s.png").exists()
+
+
 @pytest.mark.parametrize("args,match", [
     (["--prior", "q"], "unknown value 'q'"),
     (["--prior", "p"], "--prior p needs --data"),

@@ -211,7 +211,9 @@ def cmd_sample(args):
     if args.prior == "r" and args.data:
         raise ConfigError("--data is only used by --prior p")
     model = BoltzmannMachine.load(args.model)
-    data = resolve_data(args.data, "train", data_dir=args.data_dir) if args.data else None
+    from .protocols import default_data_dir
+
+    data = resolve_data(args.data, "train", data_dir=default_data_dir(args.data_dir)) if args.data else None
     samples = confabulate(model, args.n, prior=args.prior, steps=args.steps, rng=args.seed, data=data,
                           sweeps=args.sweeps, binary=args.binary, progress=not args.no_progress,
                           top_down=args.top_down)
