@@ -105,3 +105,21 @@ def test_cli_evaluate(toy_data, tmp_path, capsys):
     assert rc == 2 and "--n-runs must be at least 1" in capsys.readouterr().err
     rc = main(["evaluate", str(tmp_path / "missing.npz"), "--ais"])
     assert rc == 2 and "no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind,models,match", [
+    ("rbm-experiment", [], "needs \\[\\[models\\]\\] entries"),
+    ("rbm-experiment", [{"label": "a", "method": "vpf"}], "missing hidden"),
+    ("rbm-experiment", [{"label": "a", "method": "vpf", "hidden": 4, "k": 2}], "k applies to cd/pcd"),
+    ("rbm-experiment", [{"label": "a", "method": "gibbs", "hidden": 4}], "gibbs"),
+    ("rbm-experiment", [{"label": "a", "method": "cd", "hidden": 4, "epochs": 0}], "epochs"),
+    ("rbm-experiment", [{"label": "a", "method": "cd", "hidden": 4, "colour": 1}], "colour"),
+    ("dbm-experiment", ["a"], "must be a table"),
+    ("dbm-experiment", [{"label": "a"}], "missing network"),
+    ("dbm-experiment", [{"label": "a", "network": "x.toml"}, {"label": "a", "network": "y.toml"}], "unique"),
+    ("dbm-experiment", [{"label": "a", "network": "x.toml", "method": "cd"}], "method"),
+])
+def test_model_entries_of_both_experiment_kinds_are_checked(kind, models, match, toy_data, tmp_path):
+    cfg = {"kind": kind, "data": {"dataset": str(toy_data)}, "models": models}
+    with pytest.raises(ConfigError, match=match):
+        run_protocol(cfg, out_dir=tmp_path / "x")

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..model import BoltzmannMachine
 from ..protocols import check_keys, get_value, register_protocol, table
 from .diagnostics import write_table
-from .experiment import _slug, data_settings, load_data, square_shape
+from .experiment import _slug, data_settings, load_data, parse_models, square_shape
 from .parzen import DEFAULT_SIGMAS, parzen_evaluate
 
 _TOP = {"kind", "name", "description"}
@@ -46,24 +46,8 @@ _AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations",
 
 def _models(config, defaults):
     src = config.source
-    models = config.get("models")
-    if not isinstance(models, list) or not models:
-        raise ConfigError(f"{src}: a dbm-experiment needs [[models]] entries (label, network)")
-    out = []
-    for i, m in enumerate(models):
-        where = f"models[{i}]"
-        check_keys(m, _MODEL_KEYS, where, src)
-        if "label" not in m or "network" not in m:
-            raise ConfigError(f"{src}: {where} needs label and network")
-        kw = dict(defaults)
-        kw["epochs"] = get_value(m, "epochs", int, where, src, default=kw["epochs"], minimum=1)
-        kw["learning_rate"] = get_value(m, "learning_rate", float, where, src, default=kw["learning_rate"])
-        out.append({"label": get_value(m, "label", str, where, src),
-                    "network": get_value(m, "network", str, where, src), "trainer": kw})
-    labels = [m["label"] for m in out]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{src}: model labels must be unique, got {labels}")
-    return out
+    return parse_models(config, defaults, _MODEL_KEYS, ("label", "network"), "a dbm-experiment",
+                        lambda m, where, kw: {"network": get_value(m, "network", str, where, src)})
 
 
 def activation_summary(model, x, sweeps=1, rng=0) -> tuple[dict, list]:

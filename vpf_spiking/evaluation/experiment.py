@@ -174,32 +174,48 @@ _TRAIN_KEYS = {"epochs", "batch_size", "learning_rate", "optimizer", "weight_dec
 _MODEL_KEYS = {"label", "method", "hidden", "k", "epochs", "learning_rate"}
 
 
-def _models(config, defaults):
+def parse_models(config, defaults, keys, required, kind, entry):
+    """The ``[[models]]`` entries of an experiment protocol, checked; shared by the rbm and dbm kinds.
+
+    Every entry has a unique ``label``, the ``required`` keys and optional ``epochs`` and
+    ``learning_rate`` that override ``defaults`` in its ``trainer`` settings; ``entry(m, where,
+    trainer)`` reads the kind's own keys and returns them as a dict.
+    """
     src = config.source
     models = config.get("models")
     if not isinstance(models, list) or not models:
-        raise ConfigError(f"{src}: an rbm-experiment needs [[models]] entries (label, method, hidden)")
+        raise ConfigError(f"{src}: {kind} needs [[models]] entries ({', '.join(required)})")
     out = []
     for i, m in enumerate(models):
         where = f"models[{i}]"
-        check_keys(m, _MODEL_KEYS, where, src)
-        label = get_value(m, "label", str, where, src)
-        method = get_value(m, "method", str, where, src, choices=("vpf", "cd", "pcd"))
-        if not label or not method or "hidden" not in m:
-            raise ConfigError(f"{src}: {where} needs label, method and hidden")
+        if not isinstance(m, dict):
+            raise ConfigError(f"{src}: {where} must be a table ([[models]]), got {m!r}")
+        check_keys(m, keys, where, src)
+        missing = [k for k in required if not m.get(k)]
+        if missing:
+            raise ConfigError(f"{src}: {where} needs {', '.join(required)} (missing {', '.join(missing)})")
         kw = dict(defaults)
         kw["epochs"] = get_value(m, "epochs", int, where, src, default=kw["epochs"], minimum=1)
         kw["learning_rate"] = get_value(m, "learning_rate", float, where, src, default=kw["learning_rate"])
-        if method != "vpf":
-            kw["k"] = get_value(m, "k", int, where, src, default=1, minimum=1)
-        elif "k" in m:
-            raise ConfigError(f"{src}: {where}.k applies to cd/pcd, not vpf")
-        out.append({"label": label, "method": method, "hidden": get_value(m, "hidden", int, where, src, minimum=1),
-                    "trainer": kw})
+        out.append({"label": get_value(m, "label", str, where, src), **entry(m, where, kw), "trainer": kw})
     labels = [m["label"] for m in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{src}: model labels must be unique, got {labels}")
     return out
+
+
+def _models(config, defaults):
+    src = config.source
+
+    def entry(m, where, kw):
+        method = get_value(m, "method", str, where, src, choices=("vpf", "cd", "pcd"))
+        if method != "vpf":
+            kw["k"] = get_value(m, "k", int, where, src, default=1, minimum=1)
+        elif "k" in m:
+            raise ConfigError(f"{src}: {where}.k applies to cd/pcd, not vpf")
+        return {"method": method, "hidden": get_value(m, "hidden", int, where, src, minimum=1)}
+
+    return parse_models(config, defaults, _MODEL_KEYS, ("label", "method", "hidden"), "an rbm-experiment", entry)
 
 
 def _selected(models, names, src, what):
