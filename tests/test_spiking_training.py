@@ -159,3 +159,13 @@ def test_protocol_kind_is_registered_and_checked():
     bad["spiking"] = {"device": "gpu"}
     with pytest.raises(ConfigError, match="device"):
         parse_spiking_train(bad)
+
+
+def test_spiking_protocol_refuses_data_of_the_wrong_width(tmp_path):
+    from vpf_spiking.protocols import run_protocol
+
+    np.save(tmp_path / "five.npy", np.zeros((4, 5), dtype=np.float32))
+    cfg = {"kind": "spiking-train", "network": {"name": "rbm-toy"}, "data": {"dataset": str(tmp_path / "five.npy")},
+           "spiking": {"device": "runtime"}}
+    with pytest.raises(ConfigError, match="5 values but network rbm-toy has 9 visible units"):
+        run_protocol(cfg, out_dir=tmp_path / "out")

@@ -425,6 +425,22 @@ def load_training_data(settings: dict):
     return x, valid
 
 
+def load_model_and_data(settings: dict):
+    """(model, train, validation-or-None) for the ``[network]`` and ``[data]`` settings.
+
+    The model is built from the network with its seed; ConfigError when the data's width is not
+    the network's number of visible units.
+    """
+    from .model import BoltzmannMachine
+
+    model = BoltzmannMachine.from_network(settings["network"], seed=settings["network_seed"])
+    x, valid = load_training_data(settings)
+    if x.shape[1] != model.sizes[0]:
+        raise ConfigError(f"{settings['dataset']}: examples have {x.shape[1]} values but network "
+                          f"{settings['network']} has {model.sizes[0]} visible units")
+    return model, x, valid
+
+
 def validation_metrics(model, x, rng) -> dict:
     """Per-epoch checks on held-out data, comparable with the trainer's training-set columns.
 
@@ -450,15 +466,9 @@ def run_train(config: ProtocolConfig, out_dir: Path, resume: bool = False):
     trainer starts from epoch 1, with a note, when there is no checkpoint yet).
     Returns ``(model, metrics)`` with metrics a pandas DataFrame, one row per epoch.
     """
-    from .model import BoltzmannMachine
-
     s = parse_train(config)
     out_dir = Path(out_dir)
-    model = BoltzmannMachine.from_network(s["network"], seed=s["network_seed"])
-    x, valid = load_training_data(s)
-    if x.shape[1] != model.sizes[0]:
-        raise ConfigError(f"{s['dataset']}: examples have {x.shape[1]} values but network "
-                          f"{s['network']} has {model.sizes[0]} visible units")
+    model, x, valid = load_model_and_data(s)
     from .trainers import make_trainer
 
     trainer = make_trainer(s["method"], checkpoint=out_dir / "checkpoint.npz", **s["trainer"])
@@ -483,5 +493,5 @@ def run_train(config: ProtocolConfig, out_dir: Path, resume: bool = False):
 __all__ = [
     "PROTOCOL_KINDS", "PROTOCOL_MODULES", "ProtocolConfig", "register_protocol", "load_protocol",
     "run_protocol", "output_dir", "known_kinds", "resolve_kind", "table", "check_keys", "get_value",
-    "apply_overrides", "dump_toml", "run_train", "parse_train", "default_data_dir", "load_training_data",
+    "apply_overrides", "dump_toml", "run_train", "parse_train", "default_data_dir", "load_training_data", "load_model_and_data",
 ]

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..protocols import (ProtocolConfig, check_keys, get_value, load_training_data, parse_network_and_data,
+from ..protocols import (ProtocolConfig, check_keys, get_value, load_model_and_data, parse_network_and_data,
                          register_protocol, run_protocol, table)
 from .devices import DEVICES
 
@@ -62,16 +62,11 @@ def parse_spiking_train(config: ProtocolConfig) -> dict:
 @register_protocol("spiking-train")
 def run_spiking_train(config: ProtocolConfig, out_dir: Path, resume: bool = False):
     """Train a network with the spiking engine; writes model.npz, metrics.csv, checkpoint.npz."""
-    from ..model import BoltzmannMachine
     from .training import SpikingTrainer
 
     s = parse_spiking_train(config)
     out_dir = Path(out_dir)
-    model = BoltzmannMachine.from_network(s["network"], seed=s["network_seed"])
-    x, _ = load_training_data(s)
-    if x.shape[1] != model.sizes[0]:
-        raise ConfigError(f"{s['dataset']}: examples have {x.shape[1]} values but network "
-                          f"{s['network']} has {model.sizes[0]} visible units")
+    model, x, _ = load_model_and_data(s)
     trainer = SpikingTrainer(checkpoint=out_dir / "checkpoint.npz", **s["trainer"])
     metrics = trainer.fit(model, x, resume=resume)
     path = out_dir / "metrics.csv"
