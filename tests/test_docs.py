@@ -5,8 +5,8 @@ one wrote, the way a reader would go through the page.  The fence's label says h
 
 * ``python`` -- executed; the file's blocks share one namespace (VPF_SMALL=1 picks small settings);
 * ``bash`` -- run by ``bash -e``, with this installation's ``vpf`` first on PATH, ``.venv``
-  pointing at it and ``protocols/``, ``networks/``, ``benchmarks/`` linked from the repository, as
-  in a checkout;
+  pointing at it and ``protocols/``, ``networks/``, ``benchmarks/``, ``notebooks/`` linked from the
+  repository, as in a checkout;
 * ``bash gpu`` -- the same, in a directory of its own, where an NVIDIA GPU and brian2cuda are
   present; skipped (and reported as skipped) elsewhere;
 * ``bash setup`` -- the README's set-up commands: each must be a target of the Makefile (CI runs

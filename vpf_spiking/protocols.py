@@ -493,5 +493,6 @@ def run_train(config: ProtocolConfig, out_dir: Path, resume: bool = False):
 __all__ = [
     "PROTOCOL_KINDS", "PROTOCOL_MODULES", "ProtocolConfig", "register_protocol", "load_protocol",
     "run_protocol", "output_dir", "known_kinds", "resolve_kind", "table", "check_keys", "get_value",
-    "apply_overrides", "dump_toml", "run_train", "parse_train", "default_data_dir", "load_training_data", "load_model_and_data",
+    "apply_overrides", "dump_toml", "run_train", "parse_train", "default_data_dir", "load_training_data",
+    "load_model_and_data",
 ]
