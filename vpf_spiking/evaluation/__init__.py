@@ -4,6 +4,7 @@
 - :mod:`.parzen`: Parzen-window log-likelihood of model samples (Goodfellow et al. 2014).
 - :mod:`.ais`: annealed importance sampling of log Z and the test log-likelihood.
 - :mod:`.diagnostics`: weight statistics and hidden activations during training.
+- :mod:`.sample_quality`: blank share, classifier confidence, class coverage and Fréchet distance of samples.
 """
 
 from .ais import (AISResult, IntermediateDistribution, RBMAnnealing, ais, annealing_schedule,
@@ -15,6 +16,8 @@ from . import experiment  # noqa: F401  (registers the protocol kinds)
 from . import dbm_experiment  # noqa: F401  (registers the dbm-experiment kind)
 from .reconstruction import (DEFAULT_PATTERNS, Corruption, evaluate_reconstruction, parse_patterns,
                              reconstruct, reconstruction_errors, summarize_errors)
+from .sample_quality import (SampleClassifier, blank_fraction, class_coverage, class_entropy,
+                             confident_share, frechet_distance, sample_quality)
 
 __all__ = [
     "AISResult", "IntermediateDistribution", "RBMAnnealing", "ais", "annealing_schedule",
@@ -23,4 +26,6 @@ __all__ = [
     "DEFAULT_SIGMAS", "parzen_evaluate", "parzen_log_density",
     "DEFAULT_PATTERNS", "Corruption", "evaluate_reconstruction", "parse_patterns", "reconstruct",
     "reconstruction_errors", "summarize_errors",
+    "SampleClassifier", "blank_fraction", "class_coverage", "class_entropy", "confident_share",
+    "frechet_distance", "sample_quality",
 ]
