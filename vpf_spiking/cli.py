@@ -76,7 +76,7 @@ def add_train(subparsers):
     g.add_argument("--batch-size", type=int, metavar="B", help="examples per update (default: the trainer's, 100)")
     g.add_argument("--lr", "--learning-rate", dest="lr", type=float, help="learning rate (default: the trainer's)")
     g.add_argument("--optimizer", help="adam or sgd (default: the trainer's)")
-    g.add_argument("--weight-decay", type=float, metavar="L", help="L2 penalty on the weights (default: 0)")
+    g.add_argument("--weight-decay", type=float, metavar="L", help="L2 penalty on the weights W and U, not biases (default: 1e-4, the paper's)")
     g.add_argument("--k", type=int, help="Gibbs steps per update for cd/pcd (default: 1)")
     g.add_argument("--e-step-sweeps", type=int, metavar="S", help="VPF: Gibbs sweeps of the E-step in layers with intra-layer weights")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of training (default: 0)")
@@ -328,14 +328,14 @@ def add_demo(subparsers):
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/")
     p.add_argument("--epochs", type=int, default=5, help="epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3, the paper's)")
     p.add_argument("--n-train", type=int, default=10000, metavar="N", help="training images (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(func=cmd_demo)
     return p
 
 
-def demo_config(epochs=5, n_train=10000, lr=0.01, seed=0, data_dir=None):
+def demo_config(epochs=5, n_train=10000, lr=1e-3, seed=0, data_dir=None):
     """The ``train`` protocol that ``vpf demo`` runs (the same as protocols/demo.toml by default)."""
     from .protocols import ProtocolConfig
 

@@ -88,7 +88,7 @@ class VPFRBM(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_components=256, method="vpf", learning_rate=0.01, batch_size=100, n_iter=10,
-                 optimizer=None, k=1, weight_decay=0.0, random_state=None, verbose=False):
+                 optimizer=None, k=1, weight_decay=1e-4, random_state=None, verbose=False):
         self.n_components = n_components
         self.method = method
         self.learning_rate = learning_rate

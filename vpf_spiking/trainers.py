@@ -241,7 +241,7 @@ class _Trainer:
 
     method = "base"
 
-    def __init__(self, epochs, batch_size=100, learning_rate=1e-3, optimizer="adam", weight_decay=0.0,
+    def __init__(self, epochs, batch_size=100, learning_rate=1e-3, optimizer="adam", weight_decay=1e-4,
                  e_step_sweeps=1, seed=0, checkpoint=None, progress=True, momentum=0.0):
         def whole(v, what, minimum):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
@@ -460,7 +460,7 @@ class VPFTrainer(_Trainer):
 
     method = "vpf"
 
-    def __init__(self, epochs, batch_size=100, learning_rate=1e-3, optimizer="adam", weight_decay=0.0,
+    def __init__(self, epochs, batch_size=100, learning_rate=1e-3, optimizer="adam", weight_decay=1e-4,
                  e_step_sweeps=1, seed=0, checkpoint=None, progress=True, momentum=0.0):
         super().__init__(epochs, batch_size, learning_rate, optimizer, weight_decay, e_step_sweeps, seed,
                          checkpoint, progress, momentum)
@@ -572,7 +572,7 @@ class CDTrainer(_Trainer):
     """
 
     def __init__(self, k=1, persistent=False, epochs=None, batch_size=100, learning_rate=1e-3, optimizer="adam",
-                 weight_decay=0.0, e_step_sweeps=1, seed=0, checkpoint=None, progress=True, momentum=0.0):
+                 weight_decay=1e-4, e_step_sweeps=1, seed=0, checkpoint=None, progress=True, momentum=0.0):
         if epochs is None:
             raise ConfigError("epochs is required (CDTrainer(k=1, epochs=10, ...))")
         super().__init__(epochs, batch_size, learning_rate, optimizer, weight_decay, e_step_sweeps, seed,

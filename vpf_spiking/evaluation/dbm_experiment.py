@@ -104,7 +104,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
                 "batch_size": get_value(tr, "batch_size", int, "training", src, default=100, minimum=1),
                 "learning_rate": get_value(tr, "learning_rate", float, "training", src, default=1e-3),
                 "optimizer": get_value(tr, "optimizer", str, "training", src, default="adam"),
-                "weight_decay": get_value(tr, "weight_decay", float, "training", src, default=0.0, minimum=0.0),
+                "weight_decay": get_value(tr, "weight_decay", float, "training", src, default=1e-4, minimum=0.0),
                 "e_step_sweeps": get_value(tr, "e_step_sweeps", int, "training", src, default=1, minimum=1),
                 "seed": get_value(tr, "seed", int, "training", src, default=0, minimum=0)}
     net_seed = get_value(tr, "network_seed", int, "training", src, default=0, minimum=0)

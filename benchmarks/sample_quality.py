@@ -1,0 +1,110 @@
+"""Sample quality of a VPF RBM and a PCD-1 RBM trained with the shipped defaults (issue 12 targets).
+
+Trains each model with the CLI a new user types, samples it with ``vpf sample --prior p`` at the
+default number of Gibbs steps (and, with ``--steps-sweep``, at several K), and scores the samples
+with :mod:`vpf_spiking.evaluation.sample_quality` (an MNIST classifier with a reject class, cached
+by data checksum). Every figure is printed as ``name: value``; figures of one run come from one
+machine state, so compare them with each other, not with other runs.
+
+    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py
+    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --steps-sweep 1,3,10,30,100
+
+Targets (issue 12): vpf_confident >= 0.5, vpf_classes >= 8, vpf_blank <= 0.02.
+It also prints what the hidden-flow theorem (docs/theory.md) predicts for VPF: hidden biases that
+barely move (``*_hidden_bias_rms``) against visible biases that do, and mean hidden activations
+near 1/2 (``*_mean_hidden``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vpf_spiking.data import resolve_data
+from vpf_spiking.evaluation.sample_quality import SampleClassifier, sample_quality
+from vpf_spiking.model import BoltzmannMachine
+
+VPF = str(Path(sys.executable).with_name("vpf"))
+
+
+def run(cmd):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--network", default="rbm-500")
+    ap.add_argument("--n-train", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--n", type=int, default=1000, help="samples per model")
+    ap.add_argument("--methods", default="vpf,pcd", help="comma-separated: vpf, cd, pcd")
+    ap.add_argument("--steps-sweep", default="", help="comma-separated K values to score as well")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    if args.data_dir is None:
+        # $VPF_DATA_DIR, else ../shared/data beside the checkout (where CI and the guide keep it)
+        beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+        args.data_dir = os.environ.get("VPF_DATA_DIR") or (str(beside) if beside.is_dir() else None)
+
+    data_opts = ["--data-dir", args.data_dir] if args.data_dir else []
+    clf = SampleClassifier.from_dataset("mnist", data_dir=args.data_dir)
+    test = resolve_data("mnist", "test", data_dir=args.data_dir)
+    ref = test[:args.n]
+    real = sample_quality(ref, clf, reference=test[-2000:])
+    print(f"test_confident: {real['confident']:.3f}")
+    print(f"test_classes: {real['classes']}")
+    print(f"test_frechet: {real['frechet']:.2f}")
+
+    sweep = [int(k) for k in args.steps_sweep.split(",") if k]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out or tmp)
+        for method in args.methods.split(","):
+            name = {"vpf": "vpf", "pcd": "pcd", "cd": "cd"}[method]
+            out = root / f"{args.network}-{method}"
+            extra = ["--k", "1"] if method in ("cd", "pcd") else []
+            t = run([VPF, "train", args.network, "--data", "mnist", *data_opts, "--n-train", str(args.n_train),
+                     "--epochs", str(args.epochs), "--method", method, *extra, "--out", str(out),
+                     "--no-progress"])
+            print(f"{name}_train_s: {t:.1f}")
+            model = BoltzmannMachine.load(out / "model.npz")
+            train = resolve_data("mnist", "train", data_dir=args.data_dir)[:args.n_train]
+            init = BoltzmannMachine.from_network(args.network)
+            print(f"{name}_hidden_bias_rms: {float(np.sqrt(np.mean((model.b[1] - init.b[1]) ** 2))):.4f}")
+            print(f"{name}_visible_bias_rms_from_logodds: "
+                  f"{float(np.sqrt(np.mean((model.b[0] - _marginal_logodds(train, model)) ** 2))):.4f}")
+            h = 1 / (1 + np.exp(-(train[:2000] @ model.W[1] + model.b[1]) / model.temperature))
+            print(f"{name}_mean_hidden: {float(h.mean()):.3f}")
+            for k in [None] + sweep:
+                npy = out / f"samples-k{k or 'default'}.npy"
+                steps = ["--steps", str(k)] if k else []
+                run([VPF, "sample", str(out / "model.npz"), "--prior", "p", "--data", "mnist", *data_opts,
+                     "--n", str(args.n), *steps, "--npy", str(npy), "--out", str(npy.with_suffix(".png")),
+                     "--no-progress"])
+                q = sample_quality(np.load(npy), clf, reference=test[-2000:])
+                tag = name if k is None else f"{name}_k{k}"
+                print(f"{tag}_confident: {q['confident']:.3f}")
+                print(f"{tag}_classes: {q['classes']}")
+                print(f"{tag}_blank: {q['blank']:.3f}")
+                print(f"{tag}_entropy: {q['class_entropy']:.3f}")
+                print(f"{tag}_frechet: {q['frechet']:.2f}")
+    return 0
+
+
+def _marginal_logodds(train, model):
+    """The log-odds initialisation of the visible biases (the reference the change is measured from)."""
+    p = (train.sum(axis=0) + 1.0) / (train.shape[0] + 2.0)
+    return model.temperature * np.log(p / (1 - p))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
