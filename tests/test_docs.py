@@ -119,6 +119,11 @@ def test_doc_code_blocks_run(path, tmp_path, monkeypatch, shared_data_dir):
             _check_toml(code, where)
         elif label == "bash setup":
             _check_setup(code, where)
+    if path.name == "README.md":
+        # a reader who follows the README in a checkout must find everything under runs/
+        # (ignored by git), not stray files in the repository root
+        stray = sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink() and p.name != "runs")
+        assert not stray, f"README commands wrote outside runs/: {stray}"
 
 
 GPU_BLOCKS = [(p, i) for p in DOC_FILES for i, (label, _) in enumerate(_blocks(p)) if label == "bash gpu"]
