@@ -37,14 +37,20 @@ def joint_table(m):
     return (p / p.sum()).reshape([2 ** n for n in m.sizes])
 
 
-def algorithm3_limit(m):
-    """Output distribution of Algorithm 3 on a 2-layer DBM as K -> infinity.
+def algorithm3_limit(m, v_held=None):
+    """Output distribution of Algorithm 3 (top_down="held") on a 2-layer DBM as K -> infinity.
 
-    Stage 2 samples (h1, h2) from the DBM with v held at 0; stage 1 samples (v, h1) given
-    that h2.  So p(v) = sum_h2 p(h2 | v = 0) p(v | h2).
+    Stage 2 samples (h1, h2) from the DBM with v held at ``v_held`` (0, or the mean activation
+    that ``below="mean"`` uses; E is linear in v, so this is a proper distribution); stage 1
+    samples (v, h1) given that h2.  So p(v) = sum_h2 p(h2 | v = v_held) p(v | h2).
     """
     P = joint_table(m)                        # [v, h1, h2]
-    p_h2_given_v0 = P[0].sum(axis=0)
+    if v_held is None:
+        p_h2_given_v0 = P[0].sum(axis=0)
+    else:
+        H1, H2 = all_states(m.sizes[1]), all_states(m.sizes[2])
+        logp = np.array([[-m.energy([v_held[None, :], h1[None, :], h2[None, :]])[0] for h2 in H2] for h1 in H1])
+        p_h2_given_v0 = np.exp(logp - logp.max()).sum(axis=0)
     p_h2_given_v0 /= p_h2_given_v0.sum()
     p_v_given_h2 = P.sum(axis=1) / P.sum(axis=(0, 1))   # [v, h2]
     return p_v_given_h2 @ p_h2_given_v0
@@ -70,13 +76,16 @@ def sub_rbm_marginal(m):
 
 @pytest.mark.parametrize("intra,seed", [(False, 0), ([False, True, False], 4)])
 @pytest.mark.parametrize("top_down", ["pair", "held"])
-def test_dbm_confabulations_match_the_exact_stage_wise_limit(intra, seed, top_down):
+@pytest.mark.parametrize("below", ["zero", "mean"])
+def test_dbm_confabulations_match_the_exact_stage_wise_limit(intra, seed, top_down, below):
     m = tiny((4, 3, 2), intra=intra, std=3.0, seed=seed)
-    held, pair = algorithm3_limit(m), sub_rbm_marginal(m)
-    v = confabulate(m, 40000, steps=30, rng=1, binary=True, top_down=top_down)
+    v_held = None if below == "zero" else sigmoid(m.b[0] / m.temperature)
+    held, pair = algorithm3_limit(m, v_held), sub_rbm_marginal(m)
+    v = confabulate(m, 40000, steps=30, rng=1, binary=True, top_down=top_down, below=below)
     assert tv(frequencies(v), held if top_down == "held" else pair) < 0.02
-    # power: the two readings of Algorithm 3 have different limits on this model
-    assert tv(held, pair) > 0.1
+    if below == "zero":
+        # power: the two readings of Algorithm 3 have different limits on this model
+        assert tv(held, pair) > 0.1
 
 
 def test_greyscale_output_is_p_v_given_h1():
@@ -190,3 +199,23 @@ def test_vpf_sample_command_names_a_missing_model(tmp_path, capsys):
 
     assert main(["sample", str(tmp_path / "nope.npz")]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_below_mean_holds_ungenerated_layers_at_their_data_means():
+    """With data, stage 2 of a DBM sees v at the pixel means (not a blank image): after K = 1
+    the h1 it samples has the mean of p(h1 | v = mean, h2), not of p(h1 | v = 0, h2)."""
+    m = tiny((6, 4, 3), std=2.0, seed=2)
+    data = (np.random.default_rng(5).random((500, 6)) < 0.7).astype(np.float64)
+    means = generation.lower_layer_means(m, data, rng=0)
+    np.testing.assert_allclose(means[0], data.mean(axis=0))
+    assert all(np.all((mu >= 0) & (mu <= 1)) for mu in means)
+    _, (_, h1_mean, _) = confabulate(m, 20000, prior="p", steps=1, rng=3, data=data, return_hidden=True,
+                                     top_down="held")
+    _, (_, h1_zero, _) = confabulate(m, 20000, prior="p", steps=1, rng=3, data=data, return_hidden=True,
+                                     top_down="held", below="zero")
+    assert abs(h1_mean.mean() - h1_zero.mean()) > 0.02
+
+
+def test_below_must_be_mean_or_zero():
+    with pytest.raises(ConfigError, match="below must be"):
+        confabulate(tiny((4, 3, 2)), 5, below="blank")

@@ -26,8 +26,13 @@ Choices the spec leaves open, made here:
   VPF-trained MNIST DBMs of docs/results/dbm-mnist.md this variant locks the chain into a
   spurious all-dark mode (v = 0 with a dense h1) that VPF, which has no negative phase, never
   pushes down, so it is not the default;
-- in both, layers below l-1 have not been generated yet and are held at zero (no input), and
-  the intra-layer sweeps of a layer with U start from that layer's current state.
+- in both, layers below l-1 have not been generated yet. ``below="mean"`` (default) holds them
+  at their mean activation (their mean bottom-up probabilities over ``data`` when it is given,
+  else a mean-field bottom-up pass from p(v) = sigmoid(b_0/T)), so that stage l sees the input
+  a data-like layer below would send; ``below="zero"`` holds them at 0, which for a DBM's
+  stage 2 means h1 is sampled as if the image were blank (measured: most K = 1 samples of a
+  VPF DBM are then blank). The intra-layer sweeps of a layer with U start from that layer's
+  current state.
 """
 
 from __future__ import annotations
@@ -43,6 +48,20 @@ from .sampling import bernoulli, bottom_up, external_field, sample_layer, sigmoi
 PRIORS = ("r", "p")
 
 
+def _check_prior(model, kind, data) -> str:
+    kind = str(kind).lower()
+    if kind not in PRIORS:
+        raise ConfigError(f"prior must be 'r' (Bernoulli 1/2) or 'p' (mean bottom-up activation), got {kind!r}")
+    if data is None:
+        if kind == "p":
+            raise ConfigError("the 'p' prior needs the training data (the mean bottom-up activation of the top layer)")
+        return kind
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[1] != model.sizes[0] or len(data) == 0:
+        raise DataError(f"training data has shape {data.shape}, the model has {model.sizes[0]} visible units")
+    return kind
+
+
 def top_prior(model, kind="r", data=None, sweeps=1, rng=None, chunk=5000) -> np.ndarray:
     """Per-unit probabilities of the top layer's prior: ``"r"`` (1/2) or ``"p"`` (data means).
 
@@ -50,17 +69,11 @@ def top_prior(model, kind="r", data=None, sweeps=1, rng=None, chunk=5000) -> np.
     mean over the images of the bottom-up probabilities of the top layer (E-step with
     ``sweeps`` intra-layer sweeps).
     """
-    kind = str(kind).lower()
-    if kind not in PRIORS:
-        raise ConfigError(f"prior must be 'r' (Bernoulli 1/2) or 'p' (mean bottom-up activation), got {kind!r}")
+    kind = _check_prior(model, kind, data)
     n_top = model.sizes[-1]
     if kind == "r":
         return np.full(n_top, 0.5)
-    if data is None:
-        raise ConfigError("the 'p' prior needs the training data (the mean bottom-up activation of the top layer)")
     data = np.asarray(data)
-    if data.ndim != 2 or data.shape[1] != model.sizes[0] or len(data) == 0:
-        raise DataError(f"training data has shape {data.shape}, the model has {model.sizes[0]} visible units")
     rng = np.random.default_rng(rng)
     total = np.zeros(n_top)
     for a in range(0, len(data), chunk):
@@ -69,8 +82,32 @@ def top_prior(model, kind="r", data=None, sweeps=1, rng=None, chunk=5000) -> np.
     return total / len(data)
 
 
+def lower_layer_means(model, data=None, sweeps=1, rng=None, chunk=5000) -> list:
+    """Mean activation of every layer, the values ``below="mean"`` holds ungenerated layers at.
+
+    With ``data``: the mean bottom-up probabilities over it (layer 0: the pixel means). Without:
+    a mean-field bottom-up pass from sigmoid(b_0 / T) (intra-layer weights ignored).
+    """
+    T = model.temperature
+    if data is None:
+        means = [sigmoid(np.asarray(model.b[0], dtype=np.float64) / T)]
+        for l in range(1, model.n_layers):
+            means.append(sigmoid((model.b[l] + means[-1] @ model.W[l]) / T))
+        return means
+    data = np.asarray(data)
+    rng = np.random.default_rng(rng)
+    totals = [np.zeros(k) for k in model.sizes]
+    for a in range(0, len(data), chunk):
+        _, probs = bottom_up(model, data[a:a + chunk], rng, sweeps=sweeps)
+        totals[0] += data[a:a + chunk].sum(axis=0, dtype=np.float64)
+        for l in range(1, model.n_layers):
+            totals[l] += probs[l].sum(axis=0, dtype=np.float64)
+    return [t / len(data) for t in totals]
+
+
 def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data=None, sweeps=1,
-                binary=False, chunk=2000, progress=False, return_hidden=False, top_down="pair"):
+                binary=False, chunk=2000, progress=False, return_hidden=False, top_down="pair",
+                below="mean"):
     """Generate ``n`` confabulations (Algorithm 3).
 
     Parameters
@@ -94,6 +131,8 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     top_down : {"pair", "held"}
         Whether layer l also receives the input of the (held) layers above it during stage l
         (see the module docstring).
+    below : {"mean", "zero"}
+        What the layers not generated yet are held at during the stages above them.
 
     Returns
     -------
@@ -109,6 +148,16 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     if chunk < 1:
         raise ConfigError(f"chunk must be at least 1, got {chunk}")
     rng = np.random.default_rng(rng)
+    if below not in ("mean", "zero"):
+        raise ConfigError(f"below must be 'mean' or 'zero', got {below!r}")
+    L = model.n_layers - 1
+    means = None
+    if below == "mean" and L > 1:
+        if prior_probs is None:
+            _check_prior(model, prior, data)
+        means = lower_layer_means(model, data, sweeps=sweeps, rng=rng)
+        if prior_probs is None and str(prior).lower() == "p":
+            prior_probs = means[-1]  # the same mean bottom-up activation, from the same pass
     if prior_probs is None:
         prior_probs = top_prior(model, prior, data=data, sweeps=sweeps, rng=rng)
     prior_probs = np.asarray(prior_probs, dtype=np.float64)
@@ -118,7 +167,6 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     if top_down not in ("pair", "held"):
         raise ConfigError(f"top_down must be 'pair' or 'held', got {top_down!r}")
     held_above = top_down == "held"
-    L = model.n_layers - 1
     out = np.empty((n, model.sizes[0]), dtype=model.dtype)
     hidden = [np.empty((n, k), dtype=model.dtype) for k in model.sizes] if return_hidden else None
     bar = None
@@ -128,7 +176,10 @@ def confabulate(model, n, prior="r", steps=100, rng=None, prior_probs=None, data
     p_top = prior_probs.astype(model.dtype)
     for a in range(0, n, chunk):
         m = min(chunk, n - a)
-        state = [np.zeros((m, k), dtype=model.dtype) for k in model.sizes]
+        if means is None:
+            state = [np.zeros((m, k), dtype=model.dtype) for k in model.sizes]
+        else:
+            state = [np.repeat(mu[None, :].astype(model.dtype), m, axis=0) for mu in means]
         state[L] = bernoulli(np.broadcast_to(p_top, (m, model.sizes[L])), rng)
         for l in range(L, 0, -1):
             for _ in range(steps):
