@@ -341,11 +341,13 @@ def test_vpf_learns_a_known_distribution_with_a_dbm_and_generation_reproduces_it
     m = BoltzmannMachine([6, 4, 3], intra=intra, weight_std=0.1, seed=0, dtype=np.float64)
     kl = lambda q: float(np.sum(p_data * (np.log(p_data) - np.log(q))))  # noqa: E731
     kl0 = kl(_exact_marginal(m))
-    VPFTrainer(epochs=60, batch_size=100, learning_rate=0.03, progress=False, seed=1).fit(m, x)
+    # the zero start this test was measured with (the marginals start is as good on average, noisier here)
+    VPFTrainer(epochs=60, batch_size=100, learning_rate=0.03, progress=False, seed=1,
+               visible_bias_init="zero", weight_decay=0.0).fit(m, x)
     p_model = _exact_marginal(m)
     assert kl(p_model) < 0.05 * kl0 and kl(p_model) < 0.1   # measured: 1.9 -> 0.04
     # confabulations put their mass where the data is
-    v = confabulate(m, 5000, steps=20, rng=2, binary=True)
+    v = confabulate(m, 5000, steps=20, rng=2, binary=True, below="zero")
     p_conf = frequencies(v)
     assert tv(p_conf, p_data) < 0.2                          # measured: 0.12-0.13
     assert p_conf[state_index(protos)].sum() > 0.55           # data: 0.74, measured 0.66-0.70

@@ -11,9 +11,10 @@ from vpf_spiking.checkpoint import load_checkpoint
 from vpf_spiking.errors import ConfigError, DataError, TrainingDiverged
 from vpf_spiking.model import BoltzmannMachine
 from vpf_spiking.objective import gradient
-from vpf_spiking.optim import SGD, Adam, make_optimizer
+from vpf_spiking.trainers.optim import SGD, Adam, make_optimizer
 from vpf_spiking.sampling import bottom_up
-from vpf_spiking.trainers import CDTrainer, VPFTrainer, check_data, flow_gradient, make_trainer
+from vpf_spiking.model import pixel_log_odds
+from vpf_spiking.trainers import CDTrainer, VPFTrainer, check_training_data, flow_gradient, make_trainer
 
 
 def toy_data(n=300, d=12, seed=0):
@@ -195,7 +196,7 @@ def test_optimizer_errors():
 TRAINERS = {
     "vpf": dict(method="vpf"),
     "vpf-sgd": dict(method="vpf", optimizer="sgd", learning_rate=0.05, momentum=0.5, weight_decay=1e-3),
-    "cd": dict(method="cd", k=2),
+    "cd": dict(method="cd", k=2, learning_rate=0.01),
     "pcd": dict(method="pcd", learning_rate=0.01),
 }
 
@@ -380,11 +381,11 @@ def test_bad_training_data_is_refused(x, match):
         make_trainer("vpf", epochs=1, progress=False).fit(m, x)
 
 
-def test_check_data_accepts_bool_and_int():
+def test_check_training_data_accepts_bool_and_int():
     m = BoltzmannMachine([12, 8])
-    x = check_data(m, toy_data(10).astype(bool))
+    x = check_training_data(m, toy_data(10).astype(bool))
     assert x.dtype == np.float32 and x.flags.c_contiguous
-    assert check_data(m, toy_data(10).astype(np.int64)).dtype == np.float32
+    assert check_training_data(m, toy_data(10).astype(np.int64)).dtype == np.float32
 
 
 def test_cd_refuses_non_rbm():
@@ -395,14 +396,19 @@ def test_cd_refuses_non_rbm():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(method="gd"), "unknown training method"),
-    (dict(method="vpf", k=2), "cd and pcd"),
-    (dict(method="vpf", epochs=0), "epochs"),
-    (dict(method="vpf", batch_size=0), "batch_size"),
-    (dict(method="cd", k=0), "k "),
-    (dict(method="cd", e_step_sweeps=3), "e_step_sweeps"),
-    (dict(method="vpf", optimizer="lbfgs"), "unknown optimizer"),
-    (dict(method="vpf", learning_rate=0), "learning_rate"),
+    (dict(method="gd"), r"training method must be one of vpf, cd, pcd, got 'gd'"),
+    (dict(method="vpf", k=2), r"k applies to method cd or pcd, not vpf"),
+    (dict(method="vpf", epochs=0), r"epochs must be >= 1, got 0"),
+    (dict(method="vpf", epochs=2.5), r"epochs must be an integer, got 2.5"),
+    (dict(method="vpf", batch_size=0), r"batch_size must be >= 1, got 0"),
+    (dict(method="cd", k=0), r"k must be >= 1, got 0"),
+    (dict(method="cd", e_step_sweeps=3), r"e_step_sweeps applies to method vpf, not cd"),
+    (dict(method="vpf", optimizer="lbfgs"), r"optimizer must be one of adam, sgd, got 'lbfgs'"),
+    (dict(method="vpf", learning_rate=0), r"learning_rate must be positive, got 0.0"),
+    (dict(method="vpf", momentum=0.9), r"momentum applies to optimizer sgd only"),
+    (dict(method="vpf", visible_bias_init="mean"), r"visible_bias_init must be one of marginals, zero"),
+    (dict(method="pcd", bogus=1), r"CDTrainer got unknown option\(s\) \['bogus'\]"),
+    (dict(method="cd", persistent=True), "choose method"),
 ])
 def test_bad_trainer_settings(kw, match):
     kw = {"epochs": 1, **kw}
@@ -431,16 +437,16 @@ def test_non_finite_parameters_are_reported(kind):
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
 def test_chunked_parallel_update_equals_whole_array_update(kind, monkeypatch):
-    import vpf_spiking.optim as optim
+    from vpf_spiking.trainers import threads
 
     rng = np.random.default_rng(4)
     p0 = {"W1": rng.normal(size=(700, 300)).astype(np.float32), "b1": rng.normal(size=300).astype(np.float32)}
     grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in p0.items()} for _ in range(3)]
-    monkeypatch.setattr(optim, "_cores_idle", lambda: True)
-    monkeypatch.setattr(optim, "THREADS", 2)
+    monkeypatch.setenv("VPF_THREADS", "2")
+    assert threads.elementwise_threads() == 2
     results = []
-    for chunk in (optim.CHUNK, 10**9):  # 4 chunks over 2 threads / one whole-array pass
-        monkeypatch.setattr(optim, "CHUNK", chunk)
+    for chunk in (threads.CHUNK, 10**9):  # 4 chunks over 2 threads / one whole-array pass
+        monkeypatch.setattr(threads, "CHUNK", chunk)
         p = {k: v.copy() for k, v in p0.items()}
         opt = make_optimizer(kind, 0.01, weight_decay=0.1, momentum=0.5 if kind == "sgd" else 0.0)
         for g in grads:
@@ -466,3 +472,105 @@ def test_blas_thread_setting_is_honoured(monkeypatch):
     monkeypatch.setenv("VPF_BLAS_THREADS", "two")
     with pytest.raises(ConfigError, match="VPF_BLAS_THREADS"):
         _trainer("vpf", epochs=1).fit(BoltzmannMachine([12, 8]), toy_data())
+    monkeypatch.setenv("VPF_THREADS", "many")
+    from vpf_spiking.trainers import threads
+
+    with pytest.raises(ConfigError, match="VPF_THREADS must be a whole number, got 'many'"):
+        threads.elementwise_threads()
+
+
+def test_thread_policy(monkeypatch):
+    from vpf_spiking.trainers import threads
+
+    monkeypatch.delenv("VPF_BLAS_THREADS", raising=False)
+    monkeypatch.delenv("VPF_THREADS", raising=False)
+    monkeypatch.setattr(threads, "machine_busy", lambda: True)
+    assert threads.elementwise_threads() == 1
+    monkeypatch.setattr(threads, "machine_busy", lambda: False)
+    assert threads.elementwise_threads() == min(threads.MAX_ELEMENTWISE, threads.cores())
+    with threads.blas_threads(None), threads.blas_threads(1):
+        pass
+    with pytest.raises(ConfigError, match="BLAS thread limit"):
+        threads.blas_threads(0)
+
+
+# ---------------------------------------------------------------------------- visible bias initialisation
+def test_fresh_fit_starts_visible_biases_at_the_pixel_log_odds(monkeypatch):
+    x = toy_data(200)
+    x[:, 3] = 0  # a constant pixel: the Laplace smoothing keeps its log-odds finite
+    m = BoltzmannMachine([12, 8], seed=1, temperature=1.5)
+    seen = {}
+    real = VPFTrainer._run_epoch
+
+    def first_epoch(self, model, data, rng, bar, epoch):
+        seen.setdefault("b0", model.b[0].copy())
+        return real(self, model, data, rng, bar, epoch)
+
+    monkeypatch.setattr(VPFTrainer, "_run_epoch", first_epoch)
+    _trainer("vpf", epochs=1).fit(m, x)
+    p = (x.astype(np.float64).sum(axis=0) + 1.0) / (len(x) + 2.0)
+    expected = 1.5 * np.log(p / (1 - p))
+    np.testing.assert_allclose(seen["b0"], expected, rtol=1e-6, atol=1e-6)  # stored as float32
+    np.testing.assert_allclose(pixel_log_odds(x, 1.5), expected, rtol=1e-12)
+    assert np.all(np.isfinite(seen["b0"])) and seen["b0"][3] < -4
+
+
+@pytest.mark.parametrize("kind", ["vpf", "cd"])
+def test_visible_bias_init_zero_and_user_biases_are_left_alone(kind):
+    x = toy_data(100)
+    tr = _trainer(kind, epochs=1, visible_bias_init="zero")
+    m = BoltzmannMachine([12, 8], seed=1)
+    assert not tr.init_visible_biases(m, x) and not np.any(m.b[0])
+    assert tr.config()["visible_bias_init"] == "zero"
+    user = BoltzmannMachine([12, 8], seed=1)
+    user.b[0][:] = 0.25
+    tr = _trainer(kind, epochs=1)
+    assert tr.config()["visible_bias_init"] == "marginals"
+    assert not tr.init_visible_biases(user, x)
+    np.testing.assert_array_equal(user.b[0], 0.25)
+    fresh = BoltzmannMachine([12, 8], seed=1)
+    assert tr.init_visible_biases(fresh, x)
+    np.testing.assert_allclose(fresh.b[0], pixel_log_odds(x), rtol=1e-6)
+
+
+def test_resumed_fit_does_not_reset_visible_biases(tmp_path, monkeypatch):
+    x = toy_data()
+    ck = tmp_path / "ck.npz"
+    _trainer("vpf", epochs=1, checkpoint=ck).fit(BoltzmannMachine([12, 8], seed=1), x)
+    calls = []
+    real = VPFTrainer.init_visible_biases
+
+    def recording(self, model, data):
+        calls.append(1)
+        return real(self, model, data)
+
+    monkeypatch.setattr(VPFTrainer, "init_visible_biases", recording)
+    zeroed = BoltzmannMachine([12, 8], seed=1)  # b0 = 0: a fresh fit would set it
+    _trainer("vpf", epochs=2, checkpoint=ck).fit(zeroed, x, resume=True)
+    assert calls == []
+    _trainer("vpf", epochs=1).fit(BoltzmannMachine([12, 8], seed=1), x)
+    assert calls == [1]
+
+
+def test_recorded_config_holds_every_option_of_the_method(tmp_path):
+    from vpf_spiking.trainers import params
+
+    ck = tmp_path / "ck.npz"
+    tr = _trainer("pcd", epochs=1, checkpoint=ck)
+    assert tr.config() == {**params.defaults("pcd"), "batch_size": 32, "seed": 3, "learning_rate": 0.01,
+                           "epochs": 1, "progress": False}
+    tr.fit(BoltzmannMachine([12, 8], seed=1), toy_data())
+    assert load_checkpoint(ck).trainer == tr.config()
+    assert "k" not in VPFTrainer(1).config() and "e_step_sweeps" not in CDTrainer(epochs=1).config()
+
+
+def test_resume_ignores_settings_that_do_not_change_the_result(tmp_path):
+    x = toy_data()
+    ck = tmp_path / "ck.npz"
+    straight = BoltzmannMachine([12, 8], seed=1)
+    _trainer("vpf", epochs=2).fit(straight, x)
+    _trainer("vpf", epochs=1, checkpoint=ck).fit(BoltzmannMachine([12, 8], seed=1), x)
+    m = BoltzmannMachine([12, 8], seed=1)
+    make_trainer("vpf", epochs=2, batch_size=32, seed=3, checkpoint=ck, visible_bias_init="zero",
+                 progress=True).fit(m, x, resume=True)
+    assert params_equal(m, straight)

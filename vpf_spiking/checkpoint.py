@@ -3,12 +3,13 @@
 Entries (all plain arrays; ``np.load(path, allow_pickle=False)`` reads them):
 
 * ``format`` = ``"vpf-spiking-checkpoint"``; ``meta``: a JSON string with ``version``, ``epoch``
-  (epochs completed), ``model`` (sizes, intra, temperature, tau_ms, name), ``trainer`` (the
-  settings that must match on resume), ``data`` (shape and sum of the training set, a cheap
+  (epochs completed), ``model`` (sizes, intra, temperature, tau_ms, name), ``trainer`` (every
+  setting, ``trainer.config()``; those of :func:`vpf_spiking.trainers.params.resume_keys` must match
+  on resume), ``data`` (shape and sum of the training set, a cheap
   fingerprint), ``rng`` (``numpy.random.Generator.bit_generator.state``) and ``history`` (one dict
   of metrics per completed epoch);
 * ``model.<name>``: the parameters (``W1``, ``U1``, ``b0``, ...);
-* ``optim.<key>``: the optimizer state (:meth:`vpf_spiking.optim.Optimizer.state_arrays`);
+* ``optim.<key>``: the optimizer state (:meth:`vpf_spiking.trainers.optim.Optimizer.state_arrays`);
 * ``extra.<key>``: trainer state such as the persistent chains of PCD.
 
 Files are written through :func:`vpf_spiking.model.atomic_savez`, so a run killed while saving

@@ -13,10 +13,14 @@ import inspect
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .trainers import params
 
 try:  # scikit-learn is a test/bench dependency only
-    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 except ImportError:  # pragma: no cover - exercised only where sklearn is absent
+
+    class ClassNamePrefixFeaturesOutMixin:
+        """Feature names ``vpfrbm0, vpfrbm1, ...`` (and, with scikit-learn, ``set_output``) need sklearn."""
 
     class BaseEstimator:
         """Minimal get_params/set_params following scikit-learn's conventions."""
@@ -47,32 +51,56 @@ except ImportError:  # pragma: no cover - exercised only where sklearn is absent
             return self.fit(X, y, **fit_params).transform(X)
 
 
-class VPFRBM(TransformerMixin, BaseEstimator):
+# The estimator's parameters: its own, then every trainer option of
+# :mod:`vpf_spiking.trainers.params` under scikit-learn's names and with the defaults that suit
+# small tabular data sets.  get_params / set_params / clone read the generated signature.
+_RENAMED = {"epochs": "n_iter", "seed": "random_state", "progress": "verbose"}
+_DEFAULTS = {"learning_rate": 0.01, "n_iter": 10, "random_state": None, "verbose": False}
+_SKIPPED = ("e_step_sweeps",)  # an RBM has no intra-layer weights, so the E-step has no sweeps
+_OWN = {"n_components": 256, "method": "vpf"}
+_PARAMS = {**_OWN, **{_RENAMED.get(o.name, o.name): _DEFAULTS.get(_RENAMED.get(o.name, o.name), o.default)
+                      for o in params.OPTIONS.values() if o.name not in _SKIPPED}}
+_TRAINER_NAME = {est: opt for opt, est in _RENAMED.items()}
+
+
+def _signature():
+    P = inspect.Parameter
+    return inspect.Signature([P("self", P.POSITIONAL_OR_KEYWORD)]
+                             + [P(name, P.KEYWORD_ONLY, default=d) for name, d in _PARAMS.items()])
+
+
+def _params_doc():
+    lines = []
+    for name in _PARAMS:
+        opt = params.OPTIONS.get(_TRAINER_NAME.get(name, name))
+        if opt is not None and name not in ("learning_rate", *_RENAMED.values()):  # documented by hand
+            lines += [f"    {name} : {opt.kind.__name__}, default {_PARAMS[name]!r}", f"        {opt.help}."]
+    return "\n".join(lines)
+
+
+class VPFRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Bernoulli RBM trained by variational probability flow (VPF), CD-k or PCD-k.
 
-    Parameters
+    Parameters (keywords only)
     ----------
-    n_components : int
+    n_components : int, default 256
         Number of hidden units.
-    method : {"vpf", "cd", "pcd"}
+    method : {{"vpf", "cd", "pcd"}}, default "vpf"
         Training algorithm (:func:`vpf_spiking.trainers.make_trainer`).
-    learning_rate : float or None
+    learning_rate : float or None, default 0.01
         Step size.  The default 0.01 (with Adam) suits data sets of a few thousand rows, where an
         epoch has few updates; None takes the trainers' default (1e-3, tuned for MNIST).
-    batch_size : int
-        Examples per update.
-    n_iter : int
+    n_iter : int, default 10
         Epochs (passes over the training data).
-    optimizer : {"adam", "sgd"} or None
-        None takes the trainer's default.
-    k : int
-        Gibbs steps per update for CD / PCD (ignored by VPF).
-    weight_decay : float
-        L2 penalty on the weights.
-    random_state : int or None
+    random_state : int, RandomState, Generator or None, default None
         Seed of the initial weights, of training and of :meth:`gibbs` / :meth:`score_samples`.
-    verbose : bool or int
+    verbose : bool or int, default False
         Show a progress bar while fitting.
+
+    The other trainer options, as in :mod:`vpf_spiking.trainers.params` (None takes the
+    trainer's default; ``k`` is read by CD / PCD only):
+
+{trainer_options}
 
     Attributes
     ----------
@@ -87,18 +115,15 @@ class VPFRBM(TransformerMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, n_components=256, method="vpf", learning_rate=0.01, batch_size=100, n_iter=10,
-                 optimizer=None, k=1, weight_decay=1e-4, random_state=None, verbose=False):
-        self.n_components = n_components
-        self.method = method
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.optimizer = optimizer
-        self.k = k
-        self.weight_decay = weight_decay
-        self.random_state = random_state
-        self.verbose = verbose
+    def __init__(self, **kwargs):
+        unknown = sorted(set(kwargs) - set(_PARAMS))
+        if unknown:
+            raise TypeError(f"VPFRBM got unexpected keyword argument(s) {unknown} (valid: {', '.join(_PARAMS)})")
+        # store only, as scikit-learn asks: fit validates
+        for name, default in _PARAMS.items():
+            setattr(self, name, kwargs.get(name, default))
+
+    __init__.__signature__ = _signature()
 
     # ------------------------------------------------------------------ helpers
     def _seed(self) -> int:
@@ -114,21 +139,33 @@ class VPFRBM(TransformerMixin, BaseEstimator):
         raise ConfigError(f"random_state must be None, an int or a numpy random generator, got {rs!r}")
 
     def _check_X(self, X, binary, fitted):
+        # the wording of scikit-learn's check_array where it has one, so the common checks recognise it
+        if hasattr(X, "toarray"):
+            raise DataError("VPFRBM does not accept sparse input; pass a dense array (X.toarray())")
+        if np.iscomplexobj(X):
+            raise DataError("Complex data not supported: X must be real (0/1, or in [0, 1] after fit)")
         try:
             X = np.asarray(X, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise DataError(f"X must be a numeric matrix ({exc})") from None
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise DataError(f"X must be a non-empty 2-D matrix (n_samples, n_features), got shape {X.shape}")
+        if X.ndim != 2:
+            raise DataError(f"X must be a 2-D matrix (n_samples, n_features), got shape {X.shape}; Reshape your "
+                            "data, e.g. X.reshape(1, -1) for a single sample")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise DataError(f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 is required.")
         if not np.all(np.isfinite(X)):
             raise DataError("X contains NaN or infinite values")
+        if np.any(X < 0):
+            raise DataError("Negative values in data passed to VPFRBM: X must be binary (fit) or in [0, 1]")
         if binary:
             if np.any((X != 0) & (X != 1)):
                 raise DataError("VPFRBM.fit needs binary X (values 0 or 1); threshold greyscale data, e.g. X > 0.5")
-        elif np.any((X < 0) | (X > 1)):
+        elif np.any(X > 1):
             raise DataError("X values must lie in [0, 1]")
         if fitted and X.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {X.shape[1]} features, but VPFRBM was fitted with {self.n_features_in_}")
+            raise DataError(f"X has {X.shape[1]} features, but VPFRBM is expecting {self.n_features_in_} features "
+                            "as input")
         return X
 
     def _check_fitted(self):
@@ -139,20 +176,28 @@ class VPFRBM(TransformerMixin, BaseEstimator):
                 NotFittedError = ConfigError
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
-    def _trainer(self, epochs):
+    def _trainer(self, epochs=None):
+        """The trainer for the current parameters (checked under their estimator names); ``epochs`` overrides n_iter."""
         from .trainers import make_trainer
 
-        if self.method not in ("vpf", "cd", "pcd"):
-            raise ConfigError(f"method must be 'vpf', 'cd' or 'pcd', got {self.method!r}")
-        kw = {"epochs": int(epochs), "batch_size": int(self.batch_size), "weight_decay": float(self.weight_decay),
-              "seed": self._fit_seed, "progress": bool(self.verbose)}
-        if self.learning_rate is not None:
-            kw["learning_rate"] = float(self.learning_rate)
-        if self.optimizer is not None:
-            kw["optimizer"] = self.optimizer
-        if self.method != "vpf":
-            kw["k"] = int(self.k)
-        return make_trainer(self.method, **kw)
+        method = params.METHOD.check(self.method, "method")
+        kw = {}
+        for name in _PARAMS:
+            opt = params.OPTIONS.get(_TRAINER_NAME.get(name, name))
+            value = getattr(self, name)
+            if opt is None or method not in opt.methods or value is None or name in ("random_state", "verbose"):
+                continue  # not an option of this method, or the default, or set just below
+            kw[opt.name] = opt.check(value, name)
+        kw.update(seed=self._fit_seed, progress=bool(self.verbose))
+        if epochs is not None:
+            kw["epochs"] = epochs
+        return make_trainer(method, **kw)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # X is binary (fit) or in [0, 1] (transform, score)
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the model computes in float32
+        return tags
 
     # ------------------------------------------------------------------ API
     def fit(self, X, y=None):
@@ -166,7 +211,7 @@ class VPFRBM(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.model_ = BoltzmannMachine([X.shape[1], int(self.n_components)], seed=self._fit_seed,
                                        name="vpfrbm")
-        self.history_ = self._trainer(self.n_iter).fit(self.model_, X)
+        self.history_ = self._trainer().fit(self.model_, X)
         self.random_state_ = np.random.default_rng(self._fit_seed + 1)
         return self
 
@@ -191,6 +236,11 @@ class VPFRBM(TransformerMixin, BaseEstimator):
         return self
 
     @property
+    def _n_features_out(self):
+        """Output width for get_feature_names_out (names vpfrbm0, vpfrbm1, ...)."""
+        return self.components_.shape[0]
+
+    @property
     def components_(self):
         self._check_fitted()
         return self.model_.W[1].T
@@ -207,21 +257,14 @@ class VPFRBM(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Hidden-unit probabilities p(h_j = 1 | v) for every row of ``X`` (values in [0, 1])."""
-        from .sampling import sigmoid
-
         self._check_fitted()
         X = self._check_X(X, binary=False, fitted=True)
-        m = self.model_
-        return sigmoid((X @ m.W[1] + m.b[1]) / m.temperature)
+        return self.model_.hidden_probabilities(X)
 
     def free_energy(self, X):
         """F(v) with p(v) ~ exp(-F(v)/T): -b.v - T sum_j log(1 + exp((c_j + v.W_j)/T))."""
         self._check_fitted()
-        m = self.model_
-        X = np.asarray(X, dtype=np.float64)
-        T = m.temperature
-        pre = (X @ m.W[1].astype(np.float64) + m.b[1]) / T
-        return -X @ m.b[0].astype(np.float64) - T * np.logaddexp(0, pre).sum(axis=1)
+        return self.model_.free_energy(np.asarray(X, dtype=np.float64))
 
     def score_samples(self, X):
         """Pseudo-likelihood of each row, as BernoulliRBM computes it.
@@ -249,14 +292,15 @@ class VPFRBM(TransformerMixin, BaseEstimator):
 
         Returns the new visible sample (float 0/1), like BernoulliRBM.gibbs.
         """
-        from .sampling import bernoulli, sigmoid
+        from .sampling import bernoulli
 
         self._check_fitted()
         v = self._check_X(v, binary=False, fitted=True)
-        m = self.model_
-        rng = self.random_state_
-        h = bernoulli(sigmoid((v @ m.W[1] + m.b[1]) / m.temperature).astype(m.dtype), rng)
-        return bernoulli(sigmoid((h @ m.W[1].T + m.b[0]) / m.temperature).astype(m.dtype), rng)
+        m, rng = self.model_, self.random_state_
+        h = bernoulli(m.hidden_probabilities(v).astype(m.dtype, copy=False), rng)
+        return bernoulli(m.visible_probabilities(h).astype(m.dtype, copy=False), rng)
 
+
+VPFRBM.__doc__ = VPFRBM.__doc__.format(trainer_options=_params_doc())
 
 __all__ = ["VPFRBM"]

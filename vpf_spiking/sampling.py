@@ -24,13 +24,8 @@ def bernoulli(p, rng):
 
 
 def external_field(model, state, l, below=True, above=True):
-    """b_l plus the input from the layers below and above layer ``l`` (no intra-layer term)."""
-    f = np.broadcast_to(model.b[l], (state[0].shape[0], model.sizes[l])).astype(model.dtype)
-    if below and l > 0:
-        f = f + state[l - 1] @ model.W[l]
-    if above and l + 1 < model.n_layers:
-        f = f + state[l + 1] @ model.W[l + 1].T
-    return f
+    """b_l plus the input from the layers below and above layer ``l``: :meth:`BoltzmannMachine.external_field`."""
+    return model.external_field(state, l, below, above)
 
 
 def sample_layer(model, state, l, rng, below=True, above=True, sweeps=1, clamp=None, order=None):
@@ -42,11 +37,11 @@ def sample_layer(model, state, l, rng, below=True, above=True, sweeps=1, clamp=N
     update.
     """
     T = model.temperature
-    ext = external_field(model, state, l, below, above)
+    ext = model.external_field(state, l, below, above)
     U = model.U[l]
     y = state[l]
     if U is None:
-        p = sigmoid(ext / T).astype(model.dtype, copy=False)
+        p = model.firing_probability(ext).astype(model.dtype, copy=False)
         new = bernoulli(p, rng)
         state[l] = new if clamp is None else np.where(clamp, y, new)
         return p
@@ -133,12 +128,11 @@ def bottom_up(model, v, rng, sweeps=1):
     v = np.asarray(v, dtype=model.dtype)
     state = [v] + [np.zeros((v.shape[0], n), dtype=model.dtype) for n in model.sizes[1:]]
     probs = [v]
-    T = model.temperature
     for l in range(1, model.n_layers):
         # independent bottom-up sample first (spec section 3); a layer with U then runs its
         # asynchronous sweeps from there, with the intra-layer input included
-        p = sigmoid(external_field(model, state, l, below=True, above=False) / T)
-        state[l] = bernoulli(p.astype(model.dtype, copy=False), rng)
+        p = model.layer_probabilities(state, l, below=True, above=False)
+        state[l] = bernoulli(p, rng)
         if model.U[l] is not None and sweeps > 0:
             p = sample_layer(model, state, l, rng, below=True, above=False, sweeps=sweeps)
         probs.append(p.astype(model.dtype, copy=False))

@@ -23,15 +23,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, DataError, ModelError
+from ..model import pixel_log_odds, softplus
 from ..sampling import bernoulli, sigmoid
-
-
-def softplus(x):
-    """log(1 + e^x), stable for both signs (2-3x faster than np.logaddexp(0, x))."""
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+from ..trainers.threads import blas_threads as limit_blas_threads
 
 
 # ---------------------------------------------------------------------------- schedules
@@ -138,7 +134,8 @@ def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=Fa
         blas_threads=1) -> AISResult:
     """Estimate log Z of the beta = 1 member of ``dist`` with ``n_runs`` parallel AIS runs.
 
-    ``blas_threads`` caps the BLAS threads during the loop (None: no cap).
+    ``blas_threads`` caps the BLAS threads during the loop (None: no cap; see
+    :func:`vpf_spiking.trainers.threads.blas_threads`).
     """
     betas = np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or len(betas) < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) <= 0):
@@ -155,7 +152,7 @@ def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=Fa
         steps = tqdm(steps, desc="AIS", unit="beta", mininterval=1.0)
     # A (100 x 784) @ (784 x 500) product is too small to share between threads: on a busy
     # 2-core machine two BLAS threads made each step ~20x slower than one.
-    with threadpool_limits(limits=blas_threads, user_api="blas"):
+    with limit_blas_threads(blas_threads):
         for k in steps:
             x, lw = dist.step(x, betas[k - 1], betas[k], rng)
             log_w += lw
@@ -167,14 +164,17 @@ def ais(dist: IntermediateDistribution, betas, n_runs=100, rng=None, progress=Fa
 
 # ---------------------------------------------------------------------------- RBM path
 def base_rate_bias(data, n_visible, smoothing=1.0) -> np.ndarray:
-    """Visible biases of the base-rate model: logit of the (Laplace-smoothed) pixel marginals."""
+    """Visible biases of the base-rate model: logit of the (Laplace-smoothed) pixel marginals.
+
+    In the units of :class:`RBMAnnealing`, whose parameters are already divided by T, so this is
+    :func:`vpf_spiking.model.pixel_log_odds` at temperature 1 (zeros without data).
+    """
     if data is None:
         return np.zeros(n_visible)
-    data = np.asarray(data, dtype=np.float64)
+    data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != n_visible:
         raise DataError(f"base-rate data has shape {data.shape}, the model has {n_visible} visible units")
-    p = (data.sum(axis=0) + smoothing) / (data.shape[0] + 2 * smoothing)
-    return np.log(p) - np.log1p(-p)
+    return pixel_log_odds(data, temperature=1.0, smoothing=smoothing)
 
 
 class RBMAnnealing(IntermediateDistribution):
@@ -235,13 +235,7 @@ def rbm_log_unnormalized(model, v, chunk=5000) -> np.ndarray:
     v = np.asarray(v, dtype=model.dtype)
     if v.ndim != 2 or v.shape[1] != model.sizes[0]:
         raise DataError(f"data has shape {v.shape}, the model has {model.sizes[0]} visible units")
-    T = model.temperature
-    out = np.empty(v.shape[0])
-    for a in range(0, v.shape[0], chunk):
-        vc = v[a:a + chunk]
-        pre = ((vc @ model.W[1]).astype(np.float64) + model.b[1]) / T
-        out[a:a + chunk] = vc.astype(np.float64) @ (model.b[0].astype(np.float64) / T) + softplus(pre).sum(axis=1)
-    return out
+    return -model.free_energy(v, chunk=chunk) / model.temperature
 
 
 def rbm_log_likelihood(model, x, log_z) -> tuple[float, float]:

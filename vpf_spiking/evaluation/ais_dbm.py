@@ -31,7 +31,6 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
 from ..model import BoltzmannMachine
-from ..sampling import sigmoid
 from .ais import RBMAnnealing, ais, annealing_schedule
 
 
@@ -86,20 +85,16 @@ def mean_field(model, v, iterations=50, tol=1e-6):
     in turn, each given its neighbours' current means, until no mean moves by more than
     ``tol`` or after ``iterations`` passes.  Returns the list [v, mu1, ..., muL] (float64).
     """
-    T = model.temperature
-    W = [None] + [w.astype(np.float64) / T for w in model.W[1:]]
-    b = [x.astype(np.float64) / T for x in model.b]
+    m64 = model.copy(np.float64)  # the bound is summed over thousands of units: float64 throughout
     L = model.n_layers - 1
     mu = [np.asarray(v, dtype=np.float64)]
     for l in range(1, L + 1):
-        mu.append(sigmoid(mu[l - 1] @ W[l] + b[l]))
+        mu.append(None)
+        mu[l] = m64.layer_probabilities(mu, l, above=False)
     for _ in range(iterations):
         change = 0.0
         for l in range(1, L + 1):
-            f = mu[l - 1] @ W[l] + b[l]
-            if l < L:
-                f = f + mu[l + 1] @ W[l + 1].T
-            new = sigmoid(f)
+            new = m64.layer_probabilities(mu, l)  # given the means of both neighbours
             change = max(change, float(np.max(np.abs(new - mu[l]))) if new.size else 0.0)
             mu[l] = new
         if change < tol:

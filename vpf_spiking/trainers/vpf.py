@@ -1,0 +1,243 @@
+"""VPF training (spec sections 2-3): the M-step kernel, the VPF trainer and its online reference.
+
+VPF epoch: the E-step samples the hidden layers of *every* training example once with the
+parameters at the start of the epoch (RBM: h ~ Bernoulli(sigmoid((W^T v + c)/T)); DBM:
+:func:`vpf_spiking.sampling.bottom_up`, with ``e_step_sweeps`` asynchronous sweeps in layers
+that have intra-layer weights); the M-step then descends the probability flow K over the joint
+states in shuffled minibatches.  There is no Gibbs chain and no negative phase.  Every
+minibatch step is a handful of GEMMs plus a few fused elementwise passes over the preallocated
+buffers of :class:`FlowWorkspace` (see ``docs/training.md`` and ``benchmarks/rbm_epoch.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import TrainingDiverged
+from ..objective import gradient
+from ..sampling import bottom_up
+from . import params
+from .base import Trainer, check_training_data, uniform
+
+_E_CHUNK = 2000  # rows per E-step block: big enough for efficient GEMMs, small enough for cache
+
+
+# ---------------------------------------------------------------------------- M-step kernel
+class FlowWorkspace:
+    """Buffers and arithmetic of one VPF M-step (gradient of K) for a fixed batch size.
+
+    Layer ``l``'s buffer ``buf[l]`` has ``3B`` rows ``[g; y; g]`` with ``g = a d / (T B)``.  Its
+    views ``[y; g]`` and ``[g; y]`` are contiguous, so the weight gradient
+    ``y_{l-1}^T g_l + g_{l-1}^T y_l`` is a single GEMM ``[y_{l-1}; g_{l-1}]^T [g_l; y_l]``.
+    The trainer writes minibatches straight into :attr:`y` (no copies).
+    """
+
+    def __init__(self, model, batch: int):
+        self.batch = B = int(batch)
+        self.sizes = tuple(model.sizes)
+        self.dtype = dt = model.dtype
+        L = model.n_layers
+        self.buf = [np.zeros((3 * B, n), dtype=dt) for n in model.sizes]
+        self.y = [b[B:2 * B] for b in self.buf]
+        self.z = [np.empty((B, n), dtype=dt) for n in model.sizes]
+        self.s = [np.empty((B, n), dtype=dt) for n in model.sizes]
+        # a layer needs a temporary only when its field has more than one matrix term
+        self.tmp = [np.empty((B, n), dtype=dt) if ((l > 0) + (l + 1 < L) + bool(model.intra[l])) > 1 else None
+                    for l, n in enumerate(model.sizes)]
+        self.utmp = [np.empty((n, n), dtype=dt) if model.intra[l] else None for l, n in enumerate(model.sizes)]
+        self.grads = {k: np.empty_like(v) for k, v in model.parameters().items()}
+
+    def fits(self, model, batch) -> bool:
+        return self.batch == batch and self.sizes == tuple(model.sizes) and self.dtype == model.dtype
+
+    def _field(self, model, l):
+        """z_l = b_l + y_{l-1} W_l + y_{l+1} W_{l+1}^T + y_l U_l, written into self.z[l]."""
+        z, y, tmp = self.z[l], self.y, self.tmp[l]
+        terms = []
+        if l > 0:
+            terms.append((y[l - 1], model.W[l]))
+        if l + 1 < model.n_layers:
+            terms.append((y[l + 1], model.W[l + 1].T))
+        if model.U[l] is not None:
+            terms.append((y[l], model.U[l]))
+        np.matmul(terms[0][0], terms[0][1], out=z)
+        for a, w in terms[1:]:
+            np.matmul(a, w, out=tmp)
+            z += tmp
+        z += model.b[l]
+        return z
+
+    def compute(self, model) -> float:
+        """Fill :attr:`grads` with dK/dtheta at the state in :attr:`y`; return K (mean over the batch)."""
+        B, L = self.batch, model.n_layers
+        inv_B = self.dtype.type(1.0 / B)
+        T = model.temperature
+        K = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for l in range(L):
+                y, s, buf = self.y[l], self.s[l], self.buf[l]
+                z = self._field(model, l)
+                np.subtract(self.dtype.type(0.5), y, out=s)  # a = 1/2 - y
+                if T != 1.0:
+                    s *= self.dtype.type(1.0 / T)  # s = a / T
+                np.multiply(s, z, out=z)
+                np.exp(z, out=z)  # d = exp(a z / T)
+                K += float(z.sum())
+                # g = a d / (T B); written where the GEMMs below read it
+                g = buf[:B] if l > 0 else buf[2 * B:]
+                np.multiply(s, z, out=g)
+                g *= inv_B
+                if 0 < l < L - 1:
+                    buf[2 * B:] = g
+                np.sum(g, axis=0, out=self.grads[f"b{l}"])
+            for l in range(1, L):
+                np.matmul(self.buf[l - 1][B:].T, self.buf[l][:2 * B], out=self.grads[f"W{l}"])
+            for l in range(L):
+                if model.U[l] is not None:
+                    g = self.buf[l][:B] if l > 0 else self.buf[l][2 * B:]
+                    t = self.utmp[l]
+                    np.matmul(self.y[l].T, g, out=t)
+                    G = self.grads[f"U{l}"]
+                    np.add(t, t.T, out=G)  # exactly symmetric
+                    np.fill_diagonal(G, 0)
+        return K / B
+
+
+def flow_gradient(model, state):
+    """dK/dtheta and K at a joint state (list of per-layer (batch, n_l) arrays), via the fast kernel.
+
+    The same numbers as :func:`vpf_spiking.objective.gradient`, computed the way the trainer does.
+    """
+    y = model.check_state(state)
+    ws = FlowWorkspace(model, y[0].shape[0])
+    for dst, src in zip(ws.y, y):
+        dst[...] = src
+    K = ws.compute(model)
+    return {k: v.copy() for k, v in ws.grads.items()}, K
+
+
+def online_vpf(model, x, learning_rate, seed=0, sweeps=1):
+    """What :class:`vpf_spiking.spiking.SpikingTrainer` does in expectation, in numpy.
+
+    Per example, in order: the bottom-up E-step with the *current* parameters
+    (:func:`vpf_spiking.sampling.bottom_up`), then one SGD step on K of that example.  With
+    ``learning_rate = eta * T * learn_ms / tau`` it is the spiking trainer without the
+    event-count noise, which makes it the reference for the spiking engine.  Updates ``model``
+    in place and returns it; raises :class:`TrainingDiverged` (with ``examples_done``) when the
+    parameters stop being finite.
+    """
+    x = check_training_data(model, x)
+    learning_rate = params.OPTIONS["learning_rate"].check(learning_rate)
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(x)):
+            state, _ = bottom_up(model, x[k:k + 1], rng, sweeps=sweeps)
+            g = gradient(model, state)
+            new = {key: v - learning_rate * g[key] for key, v in model.parameters().items()}
+            if not all(np.all(np.isfinite(v)) for v in new.values()):
+                err = TrainingDiverged(f"online VPF diverged at example {k} (learning rate {learning_rate:g}); "
+                                       "lower the learning rate")
+                err.examples_done = k
+                raise err
+            model.set_parameters(new)
+    return model
+
+
+# ---------------------------------------------------------------------------- trainer
+class VPFTrainer(Trainer):
+    """Variational probability flow: E-step once per epoch, M-step = minibatch descent on K.
+
+    ``VPFTrainer(epochs=None, checkpoint=None, **options)``; ``checkpoint`` (a path or None) is
+    written atomically after every epoch.  The options (:mod:`vpf_spiking.trainers.params`):
+
+    Parameters
+    ----------
+    {options}
+    """
+
+    method = "vpf"
+
+    def __init__(self, epochs=None, *, checkpoint=None, **options):
+        super().__init__(epochs, checkpoint=checkpoint, **options)
+        self._ws = {}
+
+    def _workspace(self, model, batch) -> FlowWorkspace:
+        ws = self._ws.get(batch)
+        if ws is None or not ws.fits(model, batch):
+            if len(self._ws) > 4:
+                self._ws.clear()
+            ws = self._ws[batch] = FlowWorkspace(model, batch)
+        return ws
+
+    # -- E-step
+    def e_step(self, model, x, rng) -> list:
+        """Sample the hidden layers of every example in ``x``: returns the joint state (x included).
+
+        RBM: h ~ Bernoulli(sigmoid((x W + c) / T)) in blocks with preallocated buffers (the same
+        random numbers and samples as :func:`vpf_spiking.sampling.bottom_up`).  Other models:
+        ``bottom_up`` with ``e_step_sweeps`` sweeps, block by block.  A fully observed model has
+        no hidden layer, so the state is just ``[x]``.
+        """
+        n = x.shape[0]
+        if model.n_layers == 1:
+            return [x]
+        if model.is_rbm:
+            H = np.empty((n, model.sizes[1]), dtype=model.dtype)
+            m = min(_E_CHUNK, n)
+            z = np.empty((m, model.sizes[1]), dtype=model.dtype)
+            u = np.empty_like(z)
+            for i in range(0, n, m):
+                k = min(m, n - i)
+                zk, uk = z[:k], u[:k]
+                model.hidden_probabilities(x[i:i + k], out=zk)  # the numbers bottom_up computes
+                uniform(rng, uk)
+                np.less(uk, zk, out=H[i:i + k])
+            return [x, H]
+        states = [x] + [np.empty((n, s), dtype=model.dtype) for s in model.sizes[1:]]
+        m = max(1, min(n, 10 * _E_CHUNK))  # big blocks: intra-layer sweeps loop over units
+        for i in range(0, n, m):
+            st, _ = bottom_up(model, x[i:i + m], rng, sweeps=self.e_step_sweeps)
+            for l in range(1, model.n_layers):
+                states[l][i:i + m] = st[l]
+        return states
+
+    # -- M-step
+    def step(self, model, state) -> float:
+        """One M-step on a joint minibatch state (list of per-layer (batch, n_l) 0/1 arrays).
+
+        Updates ``model`` in place with the trainer's optimizer; returns K at ``state`` before
+        the update.
+        """
+        y = model.check_state(state)
+        ws = self._workspace(model, y[0].shape[0])
+        for dst, src in zip(ws.y, y):
+            dst[...] = src
+        K = self._apply(model, ws)
+        if not math.isfinite(K):
+            raise TrainingDiverged(f"the VPF objective K became {K}; lower the learning rate (now {self.learning_rate})")
+        return K
+
+    def _apply(self, model, ws) -> float:
+        K = ws.compute(model)
+        if not math.isfinite(K):
+            return K
+        self._ensure_optimizer().step(model.parameters(), ws.grads)
+        return K
+
+    def _run_epoch(self, model, x, rng, bar, epoch) -> float:
+        states = self.e_step(model, x, rng)
+
+        def step(idx):
+            ws = self._workspace(model, len(idx))
+            for dst, src in zip(ws.y, states):
+                np.take(src, idx, axis=0, out=dst)
+            return self._apply(model, ws)
+
+        return self._minibatches(x.shape[0], rng, bar, epoch, step, "the objective K", "K", ".5g")
+
+
+VPFTrainer.__doc__ = VPFTrainer.__doc__.format(options=params.numpy_doc("vpf").replace("\n", "\n    "))
+
+__all__ = ["FlowWorkspace", "VPFTrainer", "flow_gradient", "online_vpf"]
