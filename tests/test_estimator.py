@@ -28,7 +28,8 @@ def digits():
 
 
 PARAMS = dict(n_components=32, method="cd", learning_rate=0.05, batch_size=20, n_iter=3, optimizer="sgd",
-              momentum=0.5, k=2, weight_decay=1e-3, visible_bias_init="zero", random_state=7, verbose=True)
+              momentum=0.5, k=2, weight_decay=1e-3, flow="marginal", flips=8, visible_bias_init="zero",
+              random_state=7, verbose=True)
 
 
 def test_parameters_are_derived_from_the_trainer_declaration():

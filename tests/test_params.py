@@ -22,8 +22,8 @@ def from_cli(argv, methods=params.METHODS, **kw):
 def test_defaults_are_the_papers_and_follow_the_method():
     d = params.defaults("vpf")
     assert d == {"method": "vpf", "epochs": 10, "batch_size": 100, "learning_rate": 1e-3, "optimizer": "adam",
-                 "momentum": 0.0, "weight_decay": 1e-4, "e_step_sweeps": 1, "visible_bias_init": "marginals",
-                 "seed": 0, "progress": True}
+                 "momentum": 0.0, "weight_decay": 1e-4, "e_step_sweeps": 1, "flow": "joint", "flips": 64,
+                 "visible_bias_init": "marginals", "seed": 0, "progress": True}
     assert "k" in params.defaults("pcd") and "e_step_sweeps" not in params.defaults("cd")
     assert params.resume_keys("cd") == ["method", "batch_size", "learning_rate", "optimizer", "momentum",
                                         "weight_decay", "k", "seed"]
@@ -59,7 +59,7 @@ def test_validate_fills_defaults_and_converts():
 
 @pytest.mark.parametrize("table, message", [
     ({"epochz": 3}, r"p\.toml: unknown key\(s\) \['epochz'\] in \[training\] \(valid: batch_size, e_step_sweeps, "
-                    r"epochs, k, learning_rate, method, momentum, optimizer, progress, seed, visible_bias_init, "
+                    r"epochs, flips, flow, k, learning_rate, method, momentum, optimizer, progress, seed, visible_bias_init, "
                     r"weight_decay\)"),
     ({"method": "gd"}, r"p\.toml: training\.method must be one of vpf, cd, pcd, got 'gd'"),
     ({"epochs": 0}, r"p\.toml: training\.epochs must be >= 1, got 0"),

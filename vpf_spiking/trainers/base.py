@@ -236,8 +236,10 @@ class Trainer:
             raise ConfigError(f"{self.checkpoint}: written for a model with sizes {ck.model.sizes} and intra "
                               f"{ck.model.intra}, not {model.sizes} / {model.intra}")
         mine = self.config()
-        diff = [f"{k}={ck.trainer.get(k)!r} (now {mine[k]!r})" for k in params.resume_keys(self.method)
-                if ck.trainer.get(k) != mine[k]]
+        # an option newer than the checkpoint counts as its default (older runs used that)
+        theirs = {k: ck.trainer.get(k, getattr(params.OPTIONS.get(k), "default", None))
+                  for k in params.resume_keys(self.method)}
+        diff = [f"{k}={theirs[k]!r} (now {mine[k]!r})" for k in theirs if theirs[k] != mine[k]]
         if diff:
             raise ConfigError(f"{self.checkpoint}: written with different settings: {', '.join(diff)}; "
                               f"resume with the same settings or use a new checkpoint path")

@@ -31,6 +31,7 @@ from .optim import OPTIMIZERS
 
 METHODS = ("vpf", "cd", "pcd")
 VISIBLE_BIAS_INITS = ("marginals", "zero")
+FLOWS = ("joint", "rao-blackwell", "marginal")
 
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
@@ -153,6 +154,14 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("k", int, 1, "Gibbs steps per update", methods=("cd", "pcd"), low=1),
     Option("e_step_sweeps", int, 1, "asynchronous Gibbs sweeps of the E-step in layers with intra-layer weights",
            methods=("vpf",), low=1, metavar="S"),
+    Option("flow", str, "joint", "joint: the paper's VPF over (v, h) with an E-step per epoch; rao-blackwell: "
+           "h sampled per minibatch with the current parameters and the hidden flip terms (zero in expectation, "
+           "docs/theory.md) dropped - same expected gradient, fewer products, RBMs and a DBM's top layer; "
+           "marginal: probability flow on the free energy F(v), hidden units summed out (RBMs; fits the hidden "
+           "biases). rao-blackwell and marginal are extensions beyond the paper",
+           methods=("vpf",), choices=FLOWS, metavar="joint|rao-blackwell|marginal"),
+    Option("flips", int, 64, "flow=marginal: visible flips per minibatch, a random subset (unbiased, cost "
+           "flips/n_visible of all); 0 counts every flip", methods=("vpf",), low=0),
     Option("visible_bias_init", str, "marginals", "visible biases at the start of a fresh fit: marginals "
            "(T logit of the smoothed training pixel marginals, the paper's) or zero; non-zero ones are kept",
            choices=VISIBLE_BIAS_INITS, resume=False, metavar="marginals|zero"),
@@ -356,6 +365,6 @@ def from_args(args, methods=METHODS, *, defaults=None) -> dict:
     return {"method": method, **settings}
 
 
-__all__ = ["Option", "METHOD", "METHODS", "OPTIONS", "VISIBLE_BIAS_INITS", "options", "defaults", "resume_keys",
+__all__ = ["Option", "METHOD", "METHODS", "OPTIONS", "VISIBLE_BIAS_INITS", "FLOWS", "options", "defaults", "resume_keys",
            "trainer_kwargs", "numpy_doc", "resolve", "validate", "argument_specs", "add_arguments", "given_args",
            "from_args"]

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from ..errors import TrainingDiverged
+from .. import marginal_flow
+from ..errors import ConfigError, TrainingDiverged
 from ..objective import gradient
 from ..sampling import bottom_up
 from . import params
@@ -226,7 +227,21 @@ class VPFTrainer(Trainer):
         self._ensure_optimizer().step(model.parameters(), ws.grads)
         return K
 
+    def check_model(self, model) -> None:
+        super().check_model(model)
+        if self.flow == "marginal" and not (model.is_rbm and model.U[0] is None):
+            raise ConfigError(f"flow='marginal' needs an RBM without intra-layer weights (the free energy sums "
+                              f"the hidden units out in closed form only there); this model has sizes "
+                              f"{list(model.sizes)}")
+        if self.flow == "rao-blackwell" and (model.n_layers < 2 or model.U[-1] is not None):
+            raise ConfigError("flow='rao-blackwell' needs a hidden top layer without intra-layer weights "
+                              "(it resamples that layer from its exact, factorial conditional)")
+
     def _run_epoch(self, model, x, rng, bar, epoch) -> float:
+        if self.flow == "marginal":
+            return self._marginal_epoch(model, x, rng, bar, epoch)
+        if self.flow == "rao-blackwell":
+            return self._rao_blackwell_epoch(model, x, rng, bar, epoch)
         states = self.e_step(model, x, rng)
 
         def step(idx):
@@ -238,6 +253,87 @@ class VPFTrainer(Trainer):
         return self._minibatches(x.shape[0], rng, bar, epoch, step, "the objective K", "K", ".5g")
 
 
+    # -- extensions beyond the paper (docs/theory.md)
+    def _marginal_epoch(self, model, x, rng, bar, epoch) -> float:
+        n_v = model.sizes[0]
+        m = n_v if self.flips in (0, None) or self.flips >= n_v else int(self.flips)
+        opt = self._ensure_optimizer()
+
+        def step(idx):
+            J = None if m == n_v else np.sort(rng.choice(n_v, size=m, replace=False))
+            grads, K = marginal_flow.gradient(model, x[idx], return_objective=True, flips=J)
+            opt.step(model.parameters(), grads)
+            return K
+
+        return self._minibatches(x.shape[0], rng, bar, epoch, step, "the marginal flow K", "K", ".5g")
+
+    def _rao_blackwell_epoch(self, model, x, rng, bar, epoch) -> float:
+        """Top layer resampled per minibatch with the current parameters; its flip terms dropped.
+
+        RBM: three products per minibatch (the hidden field, the visible field, one gradient
+        product). DBM: the layers below the top come from the epoch's E-step, as in plain VPF.
+        """
+        L = model.n_layers - 1
+        lower = self.e_step(model, x, rng)[:L] if L > 1 else [x]
+        opt = self._ensure_optimizer()
+        T = model.temperature
+        dt = model.dtype
+
+        def step(idx):
+            y = [np.take(s, idx, axis=0) for s in lower]
+            z_top = model.external_field([*y, None], L, above=False)
+            p_top = model.firing_probability(z_top).astype(dt, copy=False)
+            top = (rng.random(p_top.shape, dtype=dt) < p_top).astype(dt)
+            grads, K = rao_blackwell_gradient(model, [*y, top], z_top)
+            opt.step(model.parameters(), grads)
+            return K
+
+        return self._minibatches(x.shape[0], rng, bar, epoch, step, "the objective K", "K", ".5g")
+
+
+def rao_blackwell_gradient(model, state, z_top=None):
+    """Gradient of K with the top layer's flip terms dropped, and K with them included.
+
+    ``state``'s top layer must be a sample of its exact conditional given the layer below
+    (``z_top``, its field, saves recomputing it). By the hidden-flow theorem the dropped terms
+    have zero expected gradient, so this has the expected gradient of VPF with a fresh E-step;
+    for an RBM it costs three matrix products (hidden field, visible field, one gradient product).
+    """
+    y = model.check_state(state)
+    T, L, B = model.temperature, model.n_layers - 1, y[0].shape[0]
+    if model.U[L] is not None:
+        raise ConfigError("flow='rao-blackwell' needs a top layer without intra-layer weights "
+                          "(its exact conditional is then factorial)")
+    if z_top is None:
+        z_top = model.external_field(y, L, above=False)
+    K = float(np.exp((0.5 - y[L]) * z_top / T).sum(dtype=np.float64))
+    g = []
+    for l in range(L):
+        z = model.external_field(y, l)
+        if model.U[l] is not None:
+            z = z + y[l] @ model.U[l]
+        a = 0.5 - y[l]
+        d = np.exp(a * z / T)
+        K += float(d.sum(dtype=np.float64))
+        g.append((a * d / (T * B)).astype(model.dtype, copy=False))
+    grads = {}
+    for l in range(1, L + 1):
+        G = g[l - 1].T @ y[l]
+        if l < L:
+            G += y[l - 1].T @ g[l]
+        grads[f"W{l}"] = G
+    for l in range(L):
+        if model.U[l] is not None:
+            G = y[l].T @ g[l]
+            G = G + G.T
+            np.fill_diagonal(G, 0.0)
+            grads[f"U{l}"] = G
+    for l in range(L):
+        grads[f"b{l}"] = g[l].sum(axis=0)
+    grads[f"b{L}"] = np.zeros_like(model.b[L])
+    return grads, K / B
+
+
 VPFTrainer.__doc__ = VPFTrainer.__doc__.format(options=params.numpy_doc("vpf").replace("\n", "\n    "))
 
-__all__ = ["FlowWorkspace", "VPFTrainer", "flow_gradient", "online_vpf"]
+__all__ = ["FlowWorkspace", "VPFTrainer", "flow_gradient", "online_vpf", "rao_blackwell_gradient"]
