@@ -5,17 +5,20 @@ few pairings, so that a runtime-device simulation takes seconds; the full protoc
 synapses, 60 pairings, cpp_standalone) runs with --run-slow.
 """
 
+import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from vpf_spiking.errors import ConfigError
-from vpf_spiking.stdp import (
-    PairingProtocol, bi_poo_curve, closed_form, expected_change, expected_change_discrete, fit_bi_poo,
-    neuron_tau_ms, protocol_from_config, simulate, spontaneous_rate_hz,
+from vpf_spiking.spiking.stdp import (
+    PairingProtocol, StdpResult, bi_poo_curve, closed_form, comparison, expected_change, expected_change_discrete,
+    figure, fit_bi_poo, fit_of_run, interacting, neuron_tau_ms, simulate, spontaneous_rate_hz,
 )
+from vpf_spiking.stdp import protocol_from_config
 
 SMALL = dict(tau_pre=8.0, tau_post=16.0, eta_rel=0.04, dt_min=-16.0, dt_max=16.0, dt_step=8.0,
              synapses=400, pairings=5, seed=12)
@@ -50,7 +53,25 @@ def test_closed_form_shape_and_equal_areas():
     assert a_plus / a_minus == pytest.approx(tq / tp)
     # equal areas: the integral over dt vanishes
     assert abs(np.sum(y) * 0.01) < 1e-3 * a_plus * tp
-    assert np.all(closed_form(dt, tp, tq, 0.04, 60, rule="symmetric") == 0)
+    sym = closed_form(dt, tp, tq, 0.04, 60, rule="symmetric")
+    assert np.all(sym[dt != 0] == 0)
+
+
+@pytest.mark.parametrize("rule", ["asymmetric", "symmetric"])
+def test_closed_form_at_dt_zero_agrees_with_the_exact_expectations(rule):
+    """Simultaneous forced spikes: each end sees the other's new state, as the engine does."""
+    tp, tq, eta, n = 16.8, 33.7, 0.05, 7
+    cf = float(closed_form(0.0, tp, tq, eta, pairings=n, rule=rule))
+    per_pairing = expected_change([0.0], [0.0], tp, tq, eta, rule=rule)
+    assert cf == pytest.approx(n * per_pairing, rel=1e-12)
+    # on the time grid the engine's exact expectation differs only by the O(step/tau) discretisation
+    h = 0.01
+    disc = expected_change_discrete([100], [100], int(round(400 / h)), h, tp, tq, eta, rule=rule)
+    assert n * disc == pytest.approx(cf, rel=2e-3)
+    if rule == "symmetric":
+        assert cf == pytest.approx(100 * 0.5 * eta * n)       # +eta/2 per pairing
+    else:
+        assert cf == pytest.approx(100 * 0.5 * eta * n * tq / (tp + tq))
 
 
 def test_general_expectation_reduces_to_the_closed_form():
@@ -76,6 +97,16 @@ def test_discrete_expectation_converges_to_the_closed_form_at_first_order():
     assert errs[0] < 0.015
     assert errs[1] == pytest.approx(errs[0] / 2, rel=0.05)
     assert errs[2] == pytest.approx(errs[1] / 2, rel=0.05)
+
+
+def test_bi_poo_reference_scales_with_the_number_of_pairings():
+    assert bi_poo_curve(0.0) == pytest.approx(80.0)                      # as published: 60 pairings
+    assert bi_poo_curve(0.0, pairings=60) == pytest.approx(80.0)
+    assert bi_poo_curve([0.0, -1e-9], pairings=20) == pytest.approx([80.0 / 3, -40.0 / 3])
+    p = PairingProtocol(pairings=20).validated()
+    assert np.allclose(p.bi_poo(), bi_poo_curve(p.dts()) * 20 / 60)
+    # the fitted closed form matches the reference at any number of pairings
+    assert np.max(np.abs(p.closed_form() - p.bi_poo())) < 0.05 * 80.0 / 3
 
 
 def test_time_constant_mapping():
@@ -154,6 +185,82 @@ def test_protocol_files_parse(tmp_path):
         assert protocols
 
 
+# ---------------------------------------------------------------------------- comparisons and figure
+FREQ = dict(dt_min=-20.0, dt_max=20.0, dt_step=5.0, pairings=60)   # protocols/stdp-frequency.toml
+
+
+def _synthetic(frequency, rule="asymmetric", seed=0, sem_share=0.005, **kw):
+    """A result whose means are the exact expectation plus one standard error of noise (no simulation)."""
+    p = PairingProtocol(rule=rule, frequency=frequency, **kw).validated()
+    dts = p.dts()
+    expected = p.expected(dts)
+    sem = np.full(len(dts), sem_share * np.max(np.abs(expected)))
+    mean = expected + sem * np.random.default_rng(seed).standard_normal(len(dts))
+    table = pd.DataFrame({"dt_ms": dts, "dw_mean": mean, "dw_sem": sem, "dw_closed_form": p.closed_form(dts),
+                          "dw_expected": expected, "dw_expected_discrete": expected, "dw_bi_poo": p.bi_poo(dts),
+                          "n_synapses": p.synapses})
+    return StdpResult(table, p, {}, np.zeros((0, len(dts))))
+
+
+def _max_z(line):
+    return float(re.search(r"max \|difference\| = ([0-9.]+) standard errors", line).group(1))
+
+
+def test_isolated_pairings_are_compared_with_the_closed_form():
+    r = _synthetic(1.0, **FREQ)
+    assert not interacting(r)
+    line = comparison(r)
+    assert line.startswith("simulation vs closed form:")
+    t = r.table
+    assert _max_z(line) == pytest.approx(np.max(np.abs((t.dw_mean - t.dw_closed_form) / t.dw_sem)), abs=0.01)
+
+
+def test_frequency_runs_are_compared_with_their_own_exact_expectation():
+    r = _synthetic(10.0, **FREQ)
+    t = r.table
+    assert interacting(r)
+    line = comparison(r)
+    assert "exact expectation at 10 Hz (dw_expected)" in line
+    assert _max_z(line) == pytest.approx(np.max(np.abs((t.dw_mean - t.dw_expected) / t.dw_sem)), abs=0.01)
+    assert _max_z(line) < 4
+    # the isolated-pairing formula would have reported a large, spurious disagreement
+    off = np.max(np.abs((t.dw_mean - t.dw_closed_form) / t.dw_sem))
+    assert off > 5 and f"{off:.2f}" in line
+
+
+def test_comparison_skips_rows_without_spread():
+    r = _synthetic(1.0, rule="symmetric", **FREQ)
+    r.table.loc[r.table.dt_ms != 0, ["dw_mean", "dw_sem"]] = 0.0     # every synapse back where it began
+    assert math.isfinite(_max_z(comparison(r)))
+
+
+def test_figure_draws_every_frequency_and_the_scaled_reference():
+    runs = [_synthetic(f, **dict(FREQ, pairings=20)) for f in (1.0, 5.0, 10.0, 20.0)]
+    ax = figure(runs).axes[0]
+    assert len(ax.containers) == 4                                    # one errorbar set per frequency
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for f in ("1", "5", "10", "20"):
+        assert any(x.startswith(f"simulation (asymmetric, {f} Hz)") for x in legend), legend
+    for f in ("5", "10", "20"):                                       # interacting: their own expectation
+        assert f"exact expectation (asymmetric, {f} Hz)" in legend, legend
+    ref = [ln for ln in ax.get_lines() if ln.get_label().startswith("Bi & Poo")]
+    assert len(ref) == 1 and "scaled to 20 pairings" in ref[0].get_label()
+    assert np.max(ref[0].get_ydata()) == pytest.approx(80.0 * 20 / 60, rel=1e-3)
+
+
+def test_fit_of_run_recovers_the_simulated_parameters():
+    r = _synthetic(1.0, seed=3, sem_share=0.01, dt_min=-100.0, dt_max=100.0, dt_step=5.0, pairings=20,
+                   tau_pre=12.0, tau_post=40.0, eta_rel=0.03)
+    out = fit_of_run(r)
+    f = out["fit"]
+    assert f["pairings"] == 20 and out["simulated_with"]["tau_pre"] == 12.0
+    assert abs(f["tau_pre"] - 12.0) < 4 * f["tau_pre_se"] and abs(f["tau_post"] - 40.0) < 4 * f["tau_post_se"]
+    assert abs(f["eta_rel"] - 0.03) < 4 * f["eta_rel_se"]
+    assert 0.2 < out["chi2_per_dof"] < 3
+    json.dumps(out)
+    assert fit_of_run(_synthetic(1.0, rule="symmetric", **FREQ))["fit"] is None
+
+
 # ---------------------------------------------------------------------------- simulation
 @pytest.fixture(scope="module")
 def small_runs():
@@ -212,7 +319,44 @@ def test_cli_writes_csv_and_figure(tmp_path):
     t = pd.read_csv(out)
     assert list(t.columns[:4]) == ["dt_ms", "dw_mean", "dw_sem", "dw_closed_form"]
     assert list(t.dt_ms) == [-10, 0, 10]
+    # the reference is scaled to the run's 2 pairings (Bi & Poo's amplitudes are for 60)
+    assert float(t.dw_bi_poo[t.dt_ms == 0].iloc[0]) == pytest.approx(80.0 * 2 / 60, rel=1e-4)
     assert fig.stat().st_size > 10_000
+    assert not list(tmp_path.glob("*.json"))                         # no fit unless asked for
+
+
+def test_cli_fit_writes_a_fit_of_the_run(tmp_path, capsys):
+    from vpf_spiking.cli import main
+
+    out = tmp_path / "stdp.csv"
+    rc = main(["stdp", "--synapses", "60", "--pairings", "4", "--dt-min", "-16", "--dt-max", "16", "--dt-step", "8",
+               "--tau-pre", "8", "--tau-post", "16", "--eta-rel", "0.04", "--no-progress", "--fit", "--out", str(out)])
+    assert rc == 0
+    fit = json.loads((tmp_path / "stdp-fit-of-run.json").read_text())
+    assert fit["pairings"] == 4 and fit["simulated_with"] == {"tau_pre": 8.0, "tau_post": 16.0, "eta_rel": 0.04}
+    assert fit["fit"]["pairings"] == 4 and fit["fit"]["tau_pre"] > 0
+    assert "fit of this run" in capsys.readouterr().out
+    assert not (tmp_path / "fit.json").exists()
+
+
+def test_protocol_kind_draws_all_frequencies_and_fits_only_on_request(tmp_path):
+    from vpf_spiking.protocols import ProtocolConfig
+    from vpf_spiking.stdp import run_stdp_protocol
+
+    stdp = dict(SMALL, synapses=60, pairings=3, frequency=[1.0, 20.0], device="runtime", progress=False)
+    for fit in (False, True):
+        out = tmp_path / f"fit-{fit}"
+        config = ProtocolConfig({"kind": "stdp", "stdp": dict(stdp, fit=fit)}, source="test.toml")
+        results = run_stdp_protocol(config, out)
+        assert [r.protocol.frequency for r in results] == [1.0, 20.0]
+        t = pd.read_csv(out / "stdp.csv")
+        assert sorted(set(t.frequency_hz)) == [1.0, 20.0] and set(t.rule) == {"asymmetric"}
+        assert (out / "stdp.png").stat().st_size > 10_000
+        assert len(json.loads((out / "run.json").read_text())["protocols"]) == 2
+        assert not (out / "fit.json").exists()
+        assert (out / "fit-of-run.json").exists() == fit
+    fits = json.loads((tmp_path / "fit-True" / "fit-of-run.json").read_text())["fits"]
+    assert [f["frequency_hz"] for f in fits] == [1.0, 20.0]
 
 
 def test_cli_refuses_bad_options(capsys):

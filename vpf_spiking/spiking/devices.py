@@ -1,31 +1,59 @@
-"""Where a spiking network runs: Brian2 runtime, C++ standalone or CUDA standalone, behind one option.
+"""Where a spiking simulation runs: Brian2 runtime, C++ standalone or CUDA standalone, as objects.
+
+Each back-end is a :class:`Device` looked up by name in :data:`DEVICE_TABLE`
+(:func:`get_device`), in the way Brian2 keeps models apart from its own devices.  Code that
+simulates (:class:`~vpf_spiking.spiking.network.SpikingNetwork`, the STDP protocol) asks the
+object and never branches on the name.  The life of a simulation:
+
+``prepare(owner)``
+    activate the back-end in Brian2 (and retire the previous standalone project, below);
+``record(net, duration)`` / ``run(...)``
+    a network that is run many times: a standalone project records its one run once and then
+    reruns the binary with new values through ``device.run(run_args=...)``;
+``run_once(script)``
+    a simulation run once (``script(report)`` makes the Brian2 ``run`` calls);
+``build(directory)``
+    generate and compile a standalone project (nothing to do at runtime);
+``read_back(variable)``
+    values after a run;
+``release(owner)``
+    give Brian2 back its runtime device.
 
 ``"runtime"``
     Brian2 runs the simulation from Python, with generated Cython code (or numpy, when Cython
     cannot compile).  Compiled Cython modules are cached under :func:`cache_dir`.
 ``"cpp_standalone"``
     Brian2 writes a C++ project, compiles it once (7-14 s for a large network) and reruns the
-    binary with new weights, states and data through ``device.run(run_args=...)``; nothing is
-    recompiled until the network's structure changes.  Projects live under :func:`cache_dir`
-    in a folder named by a hash of the structure, so even a new process reuses the compiled
-    objects (``make`` only rebuilds what changed).
+    binary with new weights, states and data; nothing is recompiled until the network's
+    structure changes.  Projects live under :func:`cache_dir` in a folder named by a hash of the
+    structure, so even a new process reuses the compiled objects (``make`` only rebuilds what
+    changed).
 ``"cuda_standalone"``
     The same on a GPU through brian2cuda (optional import).  Two fixes for CUDA 13 are applied:
-    the generated makefile's ``-std=c++11`` becomes ``-std=c++17``, and cuRAND headers and
-    libraries are taken from the ``nvidia-curand`` wheel when the CUDA toolkit lacks them.
+    the generated makefile's ``-std=c++11`` becomes ``-std=c++17`` (:func:`patch_makefile`),
+    and cuRAND headers and libraries are taken from the ``nvidia-curand`` wheel when the CUDA
+    toolkit lacks them (:func:`curand_paths`).
 
-Only one standalone project can be active in a process (a Brian2 limitation); building a
+Only one standalone project can be active in a process (a Brian2 limitation); preparing a
 second one retires the first (:class:`StandaloneSession`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ConfigError
 
-DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+__all__ = [
+    "DEVICES", "DEVICE_TABLE", "Device", "RuntimeDevice", "CppStandaloneDevice", "CudaStandaloneDevice",
+    "StandaloneSession", "get_device", "check_device", "cache_dir", "setup_runtime", "build_standalone",
+    "patch_makefile", "curand_paths",
+]
 
 
 def cache_dir() -> Path:
@@ -36,19 +64,67 @@ def cache_dir() -> Path:
     return path
 
 
-def check_device(name: str) -> str:
-    if name not in DEVICES:
-        raise ConfigError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
-    return name
+class Device:
+    """A simulation back-end; one instance serves one network or one simulation."""
+
+    name = "?"
+
+    def __init__(self):
+        self.compile_s = None     # seconds the last build took (standalone only)
+        self._built = False
+
+    def check_available(self) -> None:
+        """Raise :class:`ConfigError` (one line) when this back-end cannot run here."""
+
+    def prepare(self, owner=None, codegen=None) -> str:
+        """Activate the back-end for ``owner``; return the code generation target in use."""
+        raise NotImplementedError
+
+    def project_dir(self, key, directory=None):
+        """Folder of the compiled project (``directory``, or one named ``key`` in the cache); None if none."""
+        return None
+
+    def report(self, progress: bool, desc: str = "simulation"):
+        """The ``report`` argument of Brian2's ``run`` that shows progress on this back-end."""
+        return None
+
+    def record(self, net, duration) -> None:
+        """Prepare ``net`` for repeated :meth:`run` calls of ``duration`` each."""
+
+    def build(self, directory) -> float:
+        """Generate and compile the project (no-op at runtime); return the seconds it took."""
+        return 0.0
+
+    def run(self, net, duration, *, directory=None, values=None, arrays=None, seed=None, restart=()):
+        """One run of a recorded network with new ``values`` and ``arrays``.
+
+        ``values`` maps ``(object, variable name)`` to an array, ``arrays`` a TimedArray to its new
+        values; ``seed`` seeds this run's random streams (where the back-end can); ``restart`` are
+        neuron groups whose control schedule starts with this run (their ``t0``).
+        """
+        raise NotImplementedError
+
+    def run_once(self, script, *, directory=None, progress=False, desc="simulation") -> dict:
+        """Run ``script(report)``, which makes Brian2 ``run`` calls, once; return timings (s)."""
+        raise NotImplementedError
+
+    def read_back(self, variable, last=None) -> np.ndarray:
+        """A variable's values after the last run as float64; ``last``: the last run's part of a recording."""
+        return np.array(variable, dtype=np.float64)
+
+    def release(self, owner=None) -> None:
+        """Give the process back to Brian2's runtime device (standalone projects)."""
+
+    def _retire(self):
+        """Called when another standalone project takes over (a simulation that owns itself)."""
 
 
+# ============================================================================ runtime
 def _cython_works() -> bool:
     try:
         import Cython  # noqa: F401
     except ImportError:
         return False
-    import shutil
-
     return shutil.which("gcc") is not None or shutil.which("cc") is not None
 
 
@@ -67,6 +143,60 @@ def setup_runtime(codegen: str | None = None) -> str:
     return codegen
 
 
+def _tqdm_report(desc):
+    """A Brian2 ``report`` callable that drives a tqdm bar."""
+    from ..progress import progress_bar as tqdm
+
+    bar = {"b": None}
+
+    def report(elapsed, completed, start, duration):
+        if bar["b"] is None:
+            bar["b"] = tqdm(total=100, desc=desc, unit="%", leave=False)
+        bar["b"].n = round(100 * float(completed), 1)
+        bar["b"].refresh()
+        if completed >= 1.0:
+            bar["b"].close()
+
+    return report
+
+
+class RuntimeDevice(Device):
+    """Brian2's runtime device: every run is executed from Python as it is called."""
+
+    name = "runtime"
+
+    def prepare(self, owner=None, codegen=None) -> str:
+        return setup_runtime(codegen)
+
+    def report(self, progress, desc="simulation"):
+        return _tqdm_report(desc) if progress else None
+
+    def run(self, net, duration, *, directory=None, values=None, arrays=None, seed=None, restart=()):
+        from brian2 import seed as brian_seed
+
+        for (obj, name), v in (values or {}).items():
+            setattr(obj, name, v)
+        # the runtime clock goes on from run to run: control schedules are read at t - t0
+        for G in restart:
+            G.t0 = net.t
+        for ta, v in (arrays or {}).items():
+            ta.values[:] = v.reshape(ta.values.shape)
+        if seed is not None:
+            brian_seed(seed)
+        net.run(duration, namespace={})
+
+    def run_once(self, script, *, directory=None, progress=False, desc="simulation") -> dict:
+        t0 = time.perf_counter()
+        script(self.report(progress, desc))
+        return {"run_s": time.perf_counter() - t0}
+
+    def read_back(self, variable, last=None):
+        values = np.array(variable, dtype=np.float64)
+        # runtime monitors accumulate over runs
+        return values if last is None else values[-int(last):]
+
+
+# ============================================================================ standalone
 class StandaloneSession:
     """Book-keeping of the one standalone project a process may hold."""
 
@@ -74,26 +204,7 @@ class StandaloneSession:
 
     @classmethod
     def claim(cls, owner, kind: str):
-        from brian2 import device, set_device
-
-        if kind == "cuda_standalone":
-            _import_brian2cuda()
-        if cls.active is not None:
-            device.reinit()
-            cls.active._retired = True
-            cls.active._drop_objects()
-        else:
-            try:
-                device.reinit()
-            except Exception:  # the runtime device has nothing to reset
-                pass
-        import gc
-
-        gc.collect()  # old objects would push the new ones to suffixed names (a full rebuild)
-        set_device(kind, build_on_run=False)
-        if kind == "cuda_standalone":
-            _cuda_prefs()
-        cls.active = owner
+        get_device(kind).prepare(owner)
 
     @classmethod
     def release(cls, owner):
@@ -105,56 +216,136 @@ class StandaloneSession:
             cls.active = None
 
 
-def _import_brian2cuda():
-    try:
-        import brian2cuda  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError("device 'cuda_standalone' needs brian2cuda "
-                          f"(pip install 'vpf-spiking[cuda]'): {exc}") from None
+def _retire(owner):
+    if hasattr(owner, "_retire"):
+        owner._retire()
 
 
-def _curand_paths():
-    """Include and library folders of the ``nvidia-curand`` wheel (``nvidia/curand`` for CUDA 12,
-    ``nvidia/cu13`` for CUDA 13), if installed."""
-    import importlib.util
+class StandaloneDevice(Device):
+    """A Brian2 standalone device: the runs are recorded into a project, compiled, then executed."""
 
-    spec = importlib.util.find_spec("nvidia")
-    if spec is None or not spec.submodule_search_locations:
-        return None, None
-    for root in spec.submodule_search_locations:
-        for header in sorted(Path(root).glob("*/include/curand.h")):
-            base = header.parent.parent
-            lib = base / "lib"
-            return str(base / "include"), (str(lib) if lib.is_dir() else None)
-    return None, None
+    def prepare(self, owner=None, codegen=None) -> str:
+        from brian2 import device, set_device
+
+        self.check_available()
+        owner = self if owner is None else owner
+        if StandaloneSession.active is not None:
+            device.reinit()
+            _retire(StandaloneSession.active)
+        else:
+            try:
+                device.reinit()
+            except Exception:  # the runtime device has nothing to reset
+                pass
+        import gc
+
+        gc.collect()  # old objects would push the new ones to suffixed names (a full rebuild)
+        set_device(self.name, build_on_run=False)
+        self.configure()
+        StandaloneSession.active = owner
+        return self.name
+
+    def configure(self) -> None:
+        """Preferences the back-end needs once it is the active Brian2 device."""
+
+    def project_dir(self, key, directory=None):
+        return Path(directory) if directory else cache_dir() / self.name / str(key)
+
+    def report(self, progress, desc="simulation"):
+        return "text" if progress else None
+
+    def record(self, net, duration):
+        net.run(duration, namespace={})
+
+    def build(self, directory) -> float:
+        """Generate, patch and compile the current standalone project (does not run it)."""
+        from brian2 import device
+        from brian2.codegen.cpp_prefs import get_compiler_and_args
+
+        t = time.perf_counter()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        device.build(directory=str(directory), compile=False, run=False, with_output=False)
+        self.patch_project(directory)
+        compiler, _ = get_compiler_and_args()
+        try:
+            device.compile_source(str(directory), compiler, debug=False, clean=False)
+        except RuntimeError as exc:
+            raise ConfigError(f"compiling the {self.name} project in {directory} failed: {exc} "
+                              f"(see {directory}/make.log, if present)") from None
+        self.compile_s = time.perf_counter() - t
+        self._built = True
+        return self.compile_s
+
+    def patch_project(self, directory) -> None:
+        """Fix the generated project before it is compiled."""
+
+    def seed_environment(self, seed) -> dict:
+        """Environment variables that carry a run's seed into the binary."""
+        return {}
+
+    def run(self, net, duration, *, directory=None, values=None, arrays=None, seed=None, restart=()):
+        from brian2 import device
+
+        run_args = {getattr(obj, name): v for (obj, name), v in (values or {}).items()}
+        for ta, v in (arrays or {}).items():
+            run_args[ta] = v.reshape(ta.values.shape)
+        if not self._built:
+            self.build(directory)
+        for key, value in self.seed_environment(seed).items():
+            device.run_environment_variables[key] = value
+            os.environ.pop(key, None)  # brian2 copies it there; a stale value only causes log noise
+        try:
+            device.run(directory=str(directory), with_output=False, run_args=run_args)
+        finally:
+            # run_args arrays are content-named files: delete them or they pile up
+            for fname in list(device.run_args_arrays):
+                p = Path(directory) / "static_arrays" / fname
+                for q in (p, p.with_name(p.name + ".lock")):
+                    if q.exists():
+                        q.unlink()
+
+    def run_once(self, script, *, directory=None, progress=False, desc="simulation") -> dict:
+        from brian2 import device
+
+        script(self.report(progress, desc))
+        compile_s = self.build(directory)
+        t0 = time.perf_counter()
+        device.run(directory=str(directory), with_output=bool(progress))
+        return {"compile_s": compile_s, "run_s": time.perf_counter() - t0}
+
+    def release(self, owner=None):
+        StandaloneSession.release(self if owner is None else owner)
 
 
-def _cuda_prefs():
-    from brian2 import prefs
-
-    # Without a GPU in the build machine brian2cuda cannot query one: pin a target instead.
-    cc = os.environ.get("VPF_CUDA_COMPUTE_CAPABILITY")
-    if cc or os.environ.get("VPF_CUDA_NO_GPU"):
-        prefs.devices.cuda_standalone.cuda_backend.detect_gpus = False
-        prefs.devices.cuda_standalone.cuda_backend.gpu_id = 0
-        prefs.devices.cuda_standalone.cuda_backend.compute_capability = float(cc or 9.0)
-    inc, lib = _curand_paths()
-    if inc:
-        prefs.codegen.cpp.include_dirs = list(prefs.codegen.cpp.include_dirs) + [inc]
-    if lib:
-        prefs.codegen.cpp.library_dirs = list(prefs.codegen.cpp.library_dirs) + [lib]
-        prefs.codegen.cpp.runtime_library_dirs = list(prefs.codegen.cpp.runtime_library_dirs) + [lib]
-        # the wheel ships libcurand.so.10 without the unversioned link name the linker wants
-        link = Path(lib) / "libcurand.so"
-        if not link.exists():
-            versioned = sorted(Path(lib).glob("libcurand.so.*"))
-            if versioned:
-                try:
-                    link.symlink_to(versioned[0].name)
-                except OSError:
-                    pass
+#: ``run_args`` cannot carry a seed: the binary reads it from the environment before the run
+_SEED_CODE = """
+{
+    const char* _vpf_seed = getenv("VPF_SEED");
+    if (_vpf_seed != NULL && atol(_vpf_seed) >= 0) {
+        for (int _i = 0; _i < (int)brian::_random_generators.size(); _i++)
+            brian::_random_generators[_i].seed((unsigned long)atol(_vpf_seed) + _i);
+    }
+}
+"""
 
 
+class CppStandaloneDevice(StandaloneDevice):
+    """Brian2's C++ standalone device."""
+
+    name = "cpp_standalone"
+
+    def record(self, net, duration):
+        from brian2 import device
+
+        device.insert_code("main", _SEED_CODE)
+        net.run(duration, namespace={})
+
+    def seed_environment(self, seed):
+        return {"VPF_SEED": str(-1 if seed is None else int(seed))}
+
+
+# ============================================================================ CUDA
 def patch_makefile(directory) -> bool:
     """CUDA 13's nvcc rejects ``-std=c++11`` (Thrust/CUB need C++17): rewrite it in place."""
     changed = False
@@ -169,18 +360,119 @@ def patch_makefile(directory) -> bool:
     return changed
 
 
-def build_standalone(directory, kind: str) -> None:
-    """Generate, patch and compile the current standalone project (does not run it)."""
-    from brian2 import device
-    from brian2.codegen.cpp_prefs import get_compiler_and_args
+def curand_paths(search_locations=None):
+    """Include and library folders of the ``nvidia-curand`` wheel (``nvidia/curand`` for CUDA 12,
+    ``nvidia/cu13`` for CUDA 13), or ``(None, None)``.
 
-    directory = str(directory)
-    device.build(directory=directory, compile=False, run=False, with_output=False)
-    if kind == "cuda_standalone":
+    ``search_locations`` defaults to the folders of the ``nvidia`` namespace package.
+    """
+    if search_locations is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("nvidia")
+        if spec is None or not spec.submodule_search_locations:
+            return None, None
+        search_locations = spec.submodule_search_locations
+    for root in search_locations:
+        for header in sorted(Path(root).glob("*/include/curand.h")):
+            base = header.parent.parent
+            lib = base / "lib"
+            return str(base / "include"), (str(lib) if lib.is_dir() else None)
+    return None, None
+
+
+def _has_gpu() -> bool:
+    return (shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
+            or any(Path("/proc/driver/nvidia/gpus").glob("*")))
+
+
+def _has_nvcc() -> bool:
+    cuda = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME")
+    return (shutil.which("nvcc") is not None or (cuda is not None and Path(cuda, "bin", "nvcc").exists())
+            or Path("/usr/local/cuda/bin/nvcc").exists())
+
+
+class CudaStandaloneDevice(StandaloneDevice):
+    """brian2cuda's CUDA standalone device (not seeded per run: cuRAND seeds itself)."""
+
+    name = "cuda_standalone"
+
+    def check_available(self):
+        try:
+            import brian2cuda  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("device 'cuda_standalone' needs brian2cuda "
+                              f"(pip install 'vpf-spiking[cuda]'): {exc}") from None
+        if not _has_nvcc():
+            raise ConfigError("device 'cuda_standalone' needs the CUDA compiler nvcc "
+                              "(not on PATH, nor under $CUDA_PATH or /usr/local/cuda)")
+        if not (_has_gpu() or _gpu_pinned()):
+            raise ConfigError("device 'cuda_standalone' needs an NVIDIA GPU (none found); "
+                              "set VPF_CUDA_NO_GPU=1 to build the project without one")
+
+    def configure(self):
+        from brian2 import prefs
+
+        # Without a GPU in the build machine brian2cuda cannot query one: pin a target instead.
+        if _gpu_pinned():
+            prefs.devices.cuda_standalone.cuda_backend.detect_gpus = False
+            prefs.devices.cuda_standalone.cuda_backend.gpu_id = 0
+            prefs.devices.cuda_standalone.cuda_backend.compute_capability = float(
+                os.environ.get("VPF_CUDA_COMPUTE_CAPABILITY") or 9.0)
+        inc, lib = curand_paths()
+        if inc:
+            prefs.codegen.cpp.include_dirs = list(prefs.codegen.cpp.include_dirs) + [inc]
+        if lib:
+            prefs.codegen.cpp.library_dirs = list(prefs.codegen.cpp.library_dirs) + [lib]
+            prefs.codegen.cpp.runtime_library_dirs = list(prefs.codegen.cpp.runtime_library_dirs) + [lib]
+            _link_unversioned(Path(lib))
+
+    def patch_project(self, directory):
         patch_makefile(directory)
-    compiler, _ = get_compiler_and_args()
-    try:
-        device.compile_source(directory, compiler, debug=False, clean=False)
-    except RuntimeError as exc:
-        raise ConfigError(f"compiling the {kind} project in {directory} failed: {exc} "
-                          f"(see {directory}/make.log, if present)") from None
+
+
+def _gpu_pinned() -> bool:
+    return bool(os.environ.get("VPF_CUDA_COMPUTE_CAPABILITY") or os.environ.get("VPF_CUDA_NO_GPU"))
+
+
+def _link_unversioned(lib: Path):
+    """The wheel ships ``libcurand.so.10`` without the unversioned link name the linker wants."""
+    link = lib / "libcurand.so"
+    if not link.exists():
+        versioned = sorted(lib.glob("libcurand.so.*"))
+        if versioned:
+            try:
+                link.symlink_to(versioned[0].name)
+            except OSError:
+                pass
+
+
+# ============================================================================ the table
+#: name -> back-end class; the one place a new device is added
+DEVICE_TABLE: dict[str, type[Device]] = {
+    "runtime": RuntimeDevice,
+    "cpp_standalone": CppStandaloneDevice,
+    "cuda_standalone": CudaStandaloneDevice,
+}
+DEVICES = tuple(DEVICE_TABLE)
+
+
+def check_device(name: str) -> str:
+    """``name`` if it names a back-end, else a one-line ConfigError (availability is checked on use)."""
+    if name not in DEVICE_TABLE:
+        raise ConfigError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    return name
+
+
+def get_device(name: str) -> Device:
+    """A new back-end object for ``name`` (see :data:`DEVICE_TABLE`)."""
+    return DEVICE_TABLE[check_device(name)]()
+
+
+def build_standalone(directory, kind: str) -> None:
+    """Generate, patch and compile the current standalone project of back-end ``kind`` (does not run it)."""
+    get_device(kind).build(directory)
+
+
+# names used before the back-ends became objects
+_curand_paths = curand_paths

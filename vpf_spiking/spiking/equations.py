@@ -80,7 +80,7 @@ Recipe for a pairing experiment (two neurons, forced spikes)::
     S = vpf_synapses(G, G, i=[0], j=[1], w=[0.0], rule="asymmetric", eta=1e-3)
     # -30 bias: spontaneous rest -> excited rate exp(-15)/tau, negligible.
 
-Scheduled forced transitions (``force=True``, used by the STDP protocol of :mod:`vpf_spiking.stdp`):
+Scheduled forced transitions (``force=True``, used by the STDP protocol of :mod:`vpf_spiking.spiking.stdp`):
 two more per-neuron variables, ``t_force`` (time, on the ``t - t0`` scale, of the neuron's next
 forced rest -> excited transition; default 1e9 s, i.e. never) and ``force_period`` (added to
 ``t_force`` after each forced event; default 1e9 s).  At the step where ``t - t0`` reaches
@@ -93,13 +93,16 @@ All names (events ``'transition'``, ``'flip'``, ``'learn'``; variables above) ar
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import ConfigError
 
 __all__ = [
-    "NEURON_EQS", "SYNAPSE_EQS", "TRANSITION", "markov_neurons", "vpf_synapses",
-    "control_array", "FREE", "CLAMP0", "CLAMP1", "HOLD",
+    "NEURON_EQS", "SYNAPSE_EQS", "TRANSITION", "TRANSITION_LAW", "TransitionLaw", "markov_neurons",
+    "vpf_synapses", "control_array", "FREE", "CLAMP0", "CLAMP1", "HOLD",
 ]
 
 #: control codes for ``mode``
@@ -120,9 +123,54 @@ t0 : second (shared)
 eta_b : 1 (shared)
 """
 
-# rate of leaving the current state; ZEFF and MODE are substituted per group
-TRANSITION = "rand() < dt * exp((0.5 - y) * ({zeff}) / T_{name}) / tau" \
-             " or ({mode} > -0.5 and {mode} < 1.5 and abs(y - ({mode})) > 0.5)"
+
+
+@dataclass(frozen=True)
+class TransitionLaw:
+    """How a neuron's state changes: its rates and the per-step event probability (spec section 5).
+
+    A neuron in state ``y`` at effective field ``z`` leaves that state at rate
+    ``exp((1/2 - y) z / T) / tau``.  The engine turns the rate into the probability of an event
+    in one step of length ``dt``: ``rate*dt`` when ``first_order`` (see the module docstring for
+    why), else ``1 - exp(-rate*dt)``.  :data:`TRANSITION` is written from this object, and code
+    that predicts the engine (the STDP theory) reads the law from here rather than from the string.
+    """
+
+    first_order: bool = True
+
+    #: Brian2 expression of the rate; ``{zeff}`` and ``{T}`` are filled in per group
+    RATE_EXPR = "exp((0.5 - y) * ({zeff}) / {T}) / tau"
+
+    def rate(self, y, z, temperature, tau):
+        """Rate (per unit of ``tau``) of leaving state ``y`` at field ``z``; numpy-broadcast."""
+        y, z = np.asarray(y, dtype=np.float64), np.asarray(z, dtype=np.float64)
+        return np.exp((0.5 - y) * z / float(temperature)) / tau
+
+    def up_rate(self, z, temperature, tau) -> float:
+        """Rest -> excited rate at field ``z``: ``exp(+z/2T) / tau``."""
+        return float(self.rate(0.0, z, temperature, tau))
+
+    def down_rate(self, z, temperature, tau) -> float:
+        """Excited -> rest rate at field ``z``: ``exp(-z/2T) / tau``."""
+        return float(self.rate(1.0, z, temperature, tau))
+
+    def step_probability(self, rate_times_step) -> float:
+        """Probability of an event in one step, given ``rate * dt`` (clipped at 1 for the first-order law)."""
+        x = float(rate_times_step)
+        return min(1.0, x) if self.first_order else -math.expm1(-x)
+
+    def probability_expr(self, rate_expr: str) -> str:
+        """Brian2 expression of the per-step event probability for the rate expression ``rate_expr``."""
+        return f"dt * {rate_expr}" if self.first_order else f"1 - exp(-dt * {rate_expr})"
+
+
+#: the law the engine simulates
+TRANSITION_LAW = TransitionLaw(first_order=True)
+
+# event condition: a random transition at the law's rate, or a clamp to the other value;
+# ZEFF, NAME and MODE are substituted per group
+TRANSITION = (f"rand() < {TRANSITION_LAW.probability_expr(TransitionLaw.RATE_EXPR.format(zeff='{zeff}', T='T_{name}'))}"
+              " or ({mode} > -0.5 and {mode} < 1.5 and abs(y - ({mode})) > 0.5)")
 
 RESET = """
 m_ = {mode}

@@ -20,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -93,7 +91,7 @@ class SpikingNetwork:
     def __init__(self, model, *, device="runtime", dt_ms=0.1, slot_ms=None, n_slots=1, duration_ms=None,
                  rule=None, eta=0.0, eta_b=0.0, replicas=1, record_ms=None, seed=0, codegen=None,
                  directory=None):
-        dev.check_device(device)
+        self._device = dev.get_device(device)
         model.validate()
         self.model = model
         self.device = device
@@ -129,15 +127,15 @@ class SpikingNetwork:
         self._retired = False
         self.state = None
         self._check_rates(self._initial_state())
-        if device == "runtime":
-            self.codegen = dev.setup_runtime(codegen)
-        else:
-            self.codegen = device
-            dev.StandaloneSession.claim(self, device)
+        self.codegen = self._device.prepare(self, codegen)
         self._build()
-        if device != "runtime":
-            self.directory = Path(directory) if directory else dev.cache_dir() / device / self._structure_hash()
-            self._compiled = False
+        # the compiled project of a standalone device (None at runtime)
+        self.directory = self._device.project_dir(self._structure_hash(), directory)
+
+    @property
+    def compile_s(self):
+        """Seconds the standalone project took to compile (None before the first run, or at runtime)."""
+        return self._device.compile_s
 
     # ------------------------------------------------------------------ construction
     def _structure_hash(self) -> str:
@@ -187,14 +185,8 @@ class SpikingNetwork:
                              for l, G in enumerate(self.groups)]
             objs += self.monitors
         self.net = Network(*objs)
-        if self.device != "runtime":
-            from brian2 import device
-
-            # run_args cannot carry a seed: read it from the environment before the run starts
-            # (cpp only: brian2cuda draws from cuRAND and has no _random_generators)
-            if self.device == "cpp_standalone":
-                device.insert_code("main", _SEED_CODE)
-            self.net.run(self.duration_ms * ms, namespace={})
+        # a standalone project records its one run here and reruns it with new values
+        self._device.record(self.net, self.duration_ms * ms)
 
     def _replicate(self, i, j, n_pre, n_post):
         K = self.replicas
@@ -352,72 +344,31 @@ class SpikingNetwork:
             tas[self._mode_ta[l]] = modes[l]
             if self._topdown_ta[l] is not None:
                 tas[self._topdown_ta[l]] = tds[l]
+        from brian2 import ms
+
         t0 = time.perf_counter()
-        if self.device == "runtime":
-            self._run_runtime(values, tas, seed)
-        else:
-            self._run_standalone(values, tas, seed)
+        self._device.run(self.net, self.duration_ms * ms, directory=self.directory, values=values, arrays=tas,
+                         seed=seed, restart=self.groups)
         wall = time.perf_counter() - t0
         return self._collect(wall)
-
-    def _run_runtime(self, values, tas, seed):
-        from brian2 import ms, seed as brian_seed
-
-        for (obj, name), v in values.items():
-            setattr(obj, name, v)
-        for G in self.groups:
-            G.t0 = self.net.t
-            G.fired = 0
-        for ta, v in tas.items():
-            ta.values[:] = v.reshape(ta.values.shape)
-        if seed is not None:
-            brian_seed(seed)
-        self.net.run(self.duration_ms * ms, namespace={})
-
-    def _run_standalone(self, values, tas, seed):
-        from brian2 import device
-
-        run_args = {}
-        for (obj, name), v in values.items():
-            run_args[getattr(obj, name)] = v
-        for ta, v in tas.items():
-            run_args[ta] = v.reshape(ta.values.shape)
-        if not self._compiled:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            t = time.perf_counter()
-            dev.build_standalone(self.directory, self.device)
-            self.compile_s = time.perf_counter() - t
-            self._compiled = True
-        device.run_environment_variables["VPF_SEED"] = str(-1 if seed is None else int(seed))
-        os.environ.pop("VPF_SEED", None)  # brian2 copies it there; a stale value only causes log noise
-        try:
-            device.run(directory=str(self.directory), with_output=False, run_args=run_args)
-        finally:
-            # run_args arrays are content-named files: delete them or they pile up
-            for fname in list(device.run_args_arrays):
-                p = self.directory / "static_arrays" / fname
-                for q in (p, p.with_name(p.name + ".lock")):
-                    if q.exists():
-                        q.unlink()
 
     def _collect(self, wall) -> RunResult:
         m, K = self.model, self.replicas
         state, events, flips = [], [], []
+        read = self._device.read_back
         for l, G in enumerate(self.groups):
-            state.append(np.array(G.y[:], dtype=np.float64).reshape(K, m.sizes[l]))
-            events.append(np.array(G.nev[:], dtype=np.float64).reshape(K, m.sizes[l]))
-            flips.append(np.array(G.nflip[:], dtype=np.float64).reshape(K, m.sizes[l]))
+            state.append(read(G.y[:]).reshape(K, m.sizes[l]))
+            events.append(read(G.nev[:]).reshape(K, m.sizes[l]))
+            flips.append(read(G.nflip[:]).reshape(K, m.sizes[l]))
         if self.rule is not None or self.eta_b:
             self._pull()
         self.state = state
         samples = times = None
         if self.monitors:
-            samples = [np.array(M.y[:]).T.reshape(-1, K, m.sizes[l]) for l, M in enumerate(self.monitors)]
-            times = np.array(self.monitors[0].t[:] / 1.0)
-            if self.device == "runtime":  # runtime monitors accumulate over runs: keep this run's part
-                n = int(round(self.duration_ms / self.record_ms))
-                samples = [s[-n:] for s in samples]
-                times = times[-n:]
+            n = int(round(self.duration_ms / self.record_ms))   # samples of this run
+            samples = [read(np.asarray(M.y[:]).T, last=n).reshape(-1, K, m.sizes[l])
+                       for l, M in enumerate(self.monitors)]
+            times = read(self.monitors[0].t[:] / 1.0, last=n)
         return RunResult(state, events, flips, self.duration_ms / 1e3, wall, samples, times)
 
     def _pull(self):
@@ -446,8 +397,11 @@ class SpikingNetwork:
 
         The Brian2 objects are dropped too: code objects still alive would make the next build
         in this process take suffixed names (``..._codeobject_2``) and recompile everything."""
-        if self.device != "runtime":
-            dev.StandaloneSession.release(self)
+        self._device.release(self)
+        self._retire()
+
+    def _retire(self):
+        """Refuse further runs and drop the Brian2 objects (also when another standalone project takes over)."""
         self._retired = True
         self._drop_objects()
 
@@ -476,7 +430,6 @@ class SpikingNetwork:
         flips = sum(float(result.flips[l].sum()) * fan[l] for l in range(m.n_layers))
         if self.rule is None:
             return int(flips)
-        per_event = {"symmetric": 1, "asymmetric": 1}[self.rule]
         post_fan = []
         for l in range(m.n_layers):
             f = m.sizes[l - 1] if l > 0 else 0
@@ -485,16 +438,6 @@ class SpikingNetwork:
             if self.rule == "symmetric" and l + 1 < m.n_layers:
                 f += m.sizes[l + 1]
             post_fan.append(f)
-        learn = sum(float(result.events[l].sum()) * post_fan[l] * per_event for l in range(m.n_layers))
+        learn = sum(float(result.events[l].sum()) * post_fan[l] for l in range(m.n_layers))
         return int(flips + learn)
 
-
-_SEED_CODE = """
-{
-    const char* _vpf_seed = getenv("VPF_SEED");
-    if (_vpf_seed != NULL && atol(_vpf_seed) >= 0) {
-        for (int _i = 0; _i < (int)brian::_random_generators.size(); _i++)
-            brian::_random_generators[_i].seed((unsigned long)atol(_vpf_seed) + _i);
-    }
-}
-"""
