@@ -12,7 +12,7 @@ Prints ``name: value`` lines:
 
 Usage: ``python benchmarks/stdp_protocol.py [--skip-runtime] [--rule R] [--out FILE.csv]``.
 Wall-clock seconds on a shared machine are noisy.  The 60 s of biological time are simulated as
-60 windows of max|dt| + 10 tau_max (436 ms) each; see vpf_spiking/stdp.py for why that is exact
+60 windows of max|dt| + 10 tau_max (436 ms) each; see vpf_spiking/spiking/stdp/protocol.py for why that is exact
 to well below the standard error.
 """
 
