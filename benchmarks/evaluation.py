@@ -21,7 +21,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vpf_spiking.evaluation.experiment import load_data, run_ais, run_parzen, run_reconstruction  # noqa: E402
+from vpf_spiking.protocols.ais import run_ais  # noqa: E402
+from vpf_spiking.protocols.inputs import load_data  # noqa: E402
+from vpf_spiking.protocols.parzen import run_parzen  # noqa: E402
+from vpf_spiking.protocols.reconstruction import run_reconstruction  # noqa: E402
 from vpf_spiking.evaluation.parzen import DEFAULT_SIGMAS  # noqa: E402
 from vpf_spiking.evaluation.reconstruction import parse_patterns  # noqa: E402
 from vpf_spiking.model import BoltzmannMachine  # noqa: E402

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from vpf_spiking.stdp import PairingProtocol, simulate, write_csv
+from vpf_spiking.spiking.stdp import PairingProtocol, simulate, write_csv
 
 
 def run(device, rule, out=None):

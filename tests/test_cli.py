@@ -121,16 +121,27 @@ def test_train_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert_one_line_error(rc, err, "no-such-net", "no such network file")
 
 
-def test_spiking_engine_without_module_is_a_clear_error_or_dispatches(tmp_path, capsys, monkeypatch):
-    calls = []
-    fake = type(sys)("vpf_spiking.spiking")
-    fake.train_cli = lambda args: calls.append(args.network) or 0
-    monkeypatch.setitem(sys.modules, "vpf_spiking.spiking", fake)
-    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking"], capsys)
-    assert rc == 0 and calls == ["rbm-toy"], err
-    del fake.train_cli
-    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking"], capsys)
-    assert_one_line_error(rc, err, "--engine spiking")
+def test_spiking_engine_builds_a_spiking_train_protocol(tmp_path, capsys, monkeypatch):
+    # the protocol that --engine spiking runs, without running Brian2
+    seen = {}
+
+    def fake_run(config, out_dir, resume=False, command=None):
+        seen.update(config=config, out=out_dir, resume=resume, command=command)
+        return None, pd.DataFrame({"epoch": [1]})
+
+    monkeypatch.setattr("vpf_spiking.protocols.run_protocol", fake_run)
+    rc, out, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--eta", "0.03", "--chunk", "7",
+                            "--out", str(tmp_path / "s"), "--no-progress"], capsys)
+    assert rc == 0, err
+    cfg = seen["config"]
+    assert cfg["kind"] == "spiking-train" and cfg["network"] == {"name": "rbm-toy", "seed": 0}
+    assert cfg["spiking"] == {"epochs": 10, "seed": 0, "eta": 0.03, "device": "cpp_standalone", "chunk": 7,
+                              "progress": False}
+    assert seen["command"].startswith("vpf train rbm-toy --engine spiking") and "1 chunks" in out
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--k", "2"], capsys)
+    assert_one_line_error(rc, err, "--k applies to the batch engine")
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--method", "cd"], capsys)
+    assert_one_line_error(rc, err, "--engine spiking trains by VPF only")
 
 
 def test_run_protocol_and_its_errors(tmp_path, capsys):
@@ -192,37 +203,34 @@ def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
     def boom(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_info", boom)
+    monkeypatch.setattr(cli.info, "run", boom)
     rc, _, err = run_cli(["info", "x.npz"], capsys)
     assert rc == 130 and len(err.strip().splitlines()) == 1 and "interrupted" in err
 
 
-def test_extension_commands_are_lazy_and_optional(tmp_path, monkeypatch, capsys):
-    (tmp_path / "vpf_ext_cmd_mod.py").write_text(
-        "def add(sub):\n"
-        "    p = sub.add_parser('hello', help='say hello', description='Say hello.')\n"
-        "    p.add_argument('--name', default='world')\n"
-        "    p.set_defaults(func=lambda a: print('hello', a.name))\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "EXTENSION_COMMANDS", [("hello", "vpf_ext_cmd_mod:add", "say hello"),
-                                                    ("gone", "vpf_no_such_ext_mod:add", "missing")])
-    try:
-        rc, out, _ = run_cli(["--help"], capsys)
-        assert rc == 0 and "hello" in out and "gone" not in out
-        assert "vpf_ext_cmd_mod" not in sys.modules, "listing the help must not import the module"
-        rc, out, _ = run_cli(["hello", "--name", "vpf"], capsys)
-        assert rc == 0 and out.strip() == "hello vpf"
-        rc, out, _ = run_cli(["hello", "--help"], capsys)
-        assert rc == 0 and "Say hello." in out
-    finally:
-        sys.modules.pop("vpf_ext_cmd_mod", None)
+def test_the_subcommand_list_is_the_help_listing(capsys):
+    rc, out, _ = run_cli(["--help"], capsys)
+    block = out.split("\n  COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    listed = [line.split()[0] for line in block.splitlines() if line.startswith("    ") and line[4] != " "]
+    names = [m.__name__.rsplit(".", 1)[1] for m in cli.SUBCOMMANDS]
+    assert listed == names == ["demo", "train", "run", "info", "data", "evaluate", "sample", "stdp"]
+
+
+def test_help_loads_no_brian2_or_pandas():
+    # every subcommand's parser is built for 'vpf --help'; the libraries load only when a command runs
+    import subprocess
+
+    code = ("import sys; from vpf_spiking.cli import main; main(['--help']); "
+            "print(sorted(m for m in ('brian2', 'pandas', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_demo_defaults_match_the_shipped_demo_protocol():
     import tomllib
 
     shipped = tomllib.loads((Path(__file__).resolve().parent.parent / "protocols" / "demo.toml").read_text())
-    cfg = cli.demo_config()
+    cfg = cli.demo.demo_config()
     for key in ("kind", "network", "data", "training"):
         assert cfg[key] == shipped[key], key
 

@@ -182,7 +182,7 @@ def _doc(**over):
 
 def test_valid_dbm_definition_builds_the_right_model():
     spec = parse_network(_doc())
-    m = spec.build()
+    m = BoltzmannMachine.from_network(spec)
     assert m.sizes == (4, 3, 2) and m.intra == [False, False, True]
     assert m.U[2].shape == (2, 2) and m.U[1] is None
 

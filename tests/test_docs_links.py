@@ -86,7 +86,7 @@ def test_recorded_commands_still_parse(page):
         if program == "vpf":
             args = words[1:]
             try:
-                build_parser(args).parse_args(args)
+                build_parser().parse_args(args)
             except SystemExit as exc:
                 pytest.fail(f"{page.name}: recorded command no longer parses (exit {exc.code}): {line}")
             checked += 1

@@ -30,7 +30,7 @@ def test_vpf_recovers_a_known_fully_observed_bm():
     states, lp = log_probs(true)
     x = states[np.random.default_rng(1).choice(len(states), size=20000, p=np.exp(lp))].astype(np.float32)
 
-    model = load_network("bm-10").build(seed=0)  # the shipped 10-unit network, float32
+    model = BoltzmannMachine.from_network(load_network("bm-10"), seed=0)  # the shipped 10-unit network, float32
     assert model.sizes == (10,) and model.intra == [True]
     kl0 = kl(lp, log_probs(model)[1])
     df = VPFTrainer(20, batch_size=100, learning_rate=0.01, seed=0, progress=False).fit(model, x)

@@ -1,6 +1,6 @@
-"""Protocol files: loading, clear errors, overrides, the registry, and the "train" kind."""
+"""Protocol files: loading, clear errors, overrides, the table of kinds, and the "train" kind."""
 
-import sys
+import inspect
 import tomllib
 from pathlib import Path
 
@@ -11,8 +11,7 @@ import pytest
 from vpf_spiking.errors import ConfigError
 from vpf_spiking.model import BoltzmannMachine
 from vpf_spiking.protocols import (
-    PROTOCOL_KINDS, ProtocolConfig, apply_overrides, dump_toml, known_kinds, load_protocol,
-    parse_train, register_protocol, run_protocol,
+    KINDS, ProtocolConfig, apply_overrides, dump_toml, known_kinds, load_protocol, parse_train, run_protocol,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,56 +116,46 @@ def test_dump_toml_round_trips():
     assert tomllib.loads(dump_toml(doc)) == doc
 
 
-def test_registered_kind_gets_config_and_out_dir(tmp_path):
+def test_kind_gets_config_and_out_dir(tmp_path, monkeypatch):
     seen = {}
 
-    @register_protocol("test-echo")
     def echo(config, out_dir):
         seen["config"], seen["out"] = dict(config), out_dir
         (out_dir / "result.txt").write_text(str(config["value"]))
         return "ok"
 
-    try:
-        p = write(tmp_path / "echo.toml", "kind = 'test-echo'\nvalue = 1\n")
-        result = run_protocol(p, out_dir=tmp_path / "out", overrides=["value=7"], command="vpf run echo.toml")
-        assert result == "ok"
-        assert seen["config"]["value"] == 7 and seen["out"] == tmp_path / "out"
-        assert (tmp_path / "out" / "result.txt").read_text() == "7"
-        written = tomllib.loads((tmp_path / "out" / "protocol.toml").read_text())
-        assert written == {"kind": "test-echo", "value": 7}
-        assert (tmp_path / "out" / "command.txt").read_text() == "vpf run echo.toml\n"
-        with pytest.raises(ConfigError, match="cannot resume"):
-            run_protocol(p, out_dir=tmp_path / "out", resume=True)
-    finally:
-        PROTOCOL_KINDS.pop("test-echo")
+    monkeypatch.setitem(KINDS, "test-echo", echo)
+    p = write(tmp_path / "echo.toml", "kind = 'test-echo'\nvalue = 1\n")
+    result = run_protocol(p, out_dir=tmp_path / "out", overrides=["value=7"], command="vpf run echo.toml")
+    assert result == "ok"
+    assert seen["config"]["value"] == 7 and seen["out"] == tmp_path / "out"
+    assert (tmp_path / "out" / "result.txt").read_text() == "7"
+    written = tomllib.loads((tmp_path / "out" / "protocol.toml").read_text())
+    assert written == {"kind": "test-echo", "value": 7}
+    assert (tmp_path / "out" / "command.txt").read_text() == "vpf run echo.toml\n"
+    with pytest.raises(ConfigError, match="cannot resume"):
+        run_protocol(p, out_dir=tmp_path / "out", resume=True)
+    # overrides applied beforehand are recorded as well
+    run_protocol(apply_overrides(load_protocol(p), ["value=8"]), out_dir=tmp_path / "out2")
+    assert "# overrides: value=8" in (tmp_path / "out2" / "protocol.toml").read_text()
 
 
 def test_default_out_dir_is_runs_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    PROTOCOL_KINDS["test-noop"] = lambda config, out_dir: out_dir
-    try:
-        assert run_protocol({"kind": "test-noop", "name": "abc"}) == Path("runs") / "abc"
-        assert (tmp_path / "runs" / "abc" / "protocol.toml").is_file()
-        with pytest.raises(ConfigError, match="plain file name"):
-            run_protocol({"kind": "test-noop", "name": "../escape"})
-    finally:
-        PROTOCOL_KINDS.pop("test-noop")
+    monkeypatch.setitem(KINDS, "test-noop", lambda config, out_dir: out_dir)
+    assert run_protocol({"kind": "test-noop", "name": "abc"}) == Path("runs") / "abc"
+    assert (tmp_path / "runs" / "abc" / "protocol.toml").is_file()
+    with pytest.raises(ConfigError, match="plain file name"):
+        run_protocol({"kind": "test-noop", "name": "../escape"})
 
 
-def test_lazy_module_function_kinds(tmp_path, monkeypatch):
-    (tmp_path / "vpf_lazy_kind_mod.py").write_text(
-        "def run(config, out_dir):\n    return ('lazy', config['kind'])\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    PROTOCOL_KINDS["test-lazy"] = "vpf_lazy_kind_mod:run"
-    PROTOCOL_KINDS["test-missing"] = "vpf_no_such_module_xyz:run"
-    try:
-        assert run_protocol({"kind": "test-lazy"}, out_dir=tmp_path / "o") == ("lazy", "test-lazy")
-        with pytest.raises(ConfigError, match="vpf_no_such_module_xyz:run, which is not installed"):
-            run_protocol({"kind": "test-missing"}, out_dir=tmp_path / "o")
-    finally:
-        PROTOCOL_KINDS.pop("test-lazy")
-        PROTOCOL_KINDS.pop("test-missing")
-        sys.modules.pop("vpf_lazy_kind_mod", None)
+def test_the_table_of_kinds():
+    assert known_kinds() == sorted(["train", "spiking-train", "reconstruction", "parzen", "ais", "rbm-experiment",
+                                    "dbm-experiment", "stdp"])
+    for kind, func in KINDS.items():
+        # one module per kind, in vpf_spiking.protocols; run(config, out_dir[, resume])
+        assert func.__module__.startswith("vpf_spiking.protocols.") and func.__name__ == "run", kind
+        assert list(inspect.signature(func).parameters)[:2] == ["config", "out_dir"], kind
 
 
 def test_shipped_protocols_load():

@@ -142,11 +142,11 @@ def test_training_refuses_bad_input():
         SpikingTrainer(device="tpu").fit(m, np.zeros((5, 9)))
 
 
-def test_protocol_kind_is_registered_and_checked():
+def test_protocol_kind_is_known_and_checked():
     from pathlib import Path
 
     from vpf_spiking.protocols import ProtocolConfig, known_kinds, load_protocol
-    from vpf_spiking.spiking.cli import parse_spiking_train
+    from vpf_spiking.protocols.spiking_train import parse_spiking_train
 
     assert "spiking-train" in known_kinds()
     shipped = Path(__file__).resolve().parent.parent / "protocols" / "spiking-rbm-mnist.toml"

@@ -18,7 +18,7 @@ from vpf_spiking.spiking.stdp import (
     PairingProtocol, StdpResult, bi_poo_curve, closed_form, comparison, expected_change, expected_change_discrete,
     figure, fit_bi_poo, fit_of_run, interacting, neuron_tau_ms, simulate, spontaneous_rate_hz,
 )
-from vpf_spiking.stdp import protocol_from_config
+from vpf_spiking.protocols.stdp import protocol_from_config
 
 SMALL = dict(tau_pre=8.0, tau_post=16.0, eta_rel=0.04, dt_min=-16.0, dt_max=16.0, dt_step=8.0,
              synapses=400, pairings=5, seed=12)
@@ -341,7 +341,7 @@ def test_cli_fit_writes_a_fit_of_the_run(tmp_path, capsys):
 
 def test_protocol_kind_draws_all_frequencies_and_fits_only_on_request(tmp_path):
     from vpf_spiking.protocols import ProtocolConfig
-    from vpf_spiking.stdp import run_stdp_protocol
+    from vpf_spiking.protocols.stdp import run as run_stdp_protocol
 
     stdp = dict(SMALL, synapses=60, pairings=3, frequency=[1.0, 20.0], device="runtime", progress=False)
     for fit in (False, True):

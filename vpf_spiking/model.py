@@ -22,11 +22,10 @@ import numpy as np
 from scipy.special import expit
 
 from .errors import ModelError
+from .networks import NetworkSpec, load_network
 
 FORMAT_NAME = "vpf-spiking-model"
 FORMAT_VERSION = 1
-
-State = list  # list[np.ndarray], one (batch, n_l) array per layer
 
 
 def _as_layer_list(value, n_layers, name):
@@ -366,11 +365,16 @@ class BoltzmannMachine:
             raise ModelError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_network(cls, path_or_name, seed=None, dtype=np.float32) -> "BoltzmannMachine":
-        """Build a freshly initialised model from a ``networks/*.toml`` definition."""
-        from .networks import load_network
+    def from_network(cls, network, seed=None, dtype=np.float32) -> "BoltzmannMachine":
+        """Build a freshly initialised model from a network definition.
 
-        return load_network(path_or_name).build(seed=seed, dtype=dtype)
+        ``network`` is a :class:`~vpf_spiking.networks.NetworkSpec`, a ``networks/*.toml`` file or
+        the name of a shipped one; ``seed`` (default: the definition's ``init.seed``) seeds the weights.
+        """
+        spec = network if isinstance(network, NetworkSpec) else load_network(network)
+        return cls(spec.sizes, intra=list(spec.intra), temperature=spec.temperature, tau_ms=spec.tau_ms,
+                   weight_std=spec.weight_std, seed=spec.seed if seed is None else seed, dtype=dtype,
+                   name=spec.name)
 
 
 def _check_array(a, shape, name):

@@ -28,9 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .resources import resolve_shipped, shipped_dir
-
-NETWORKS_DIR = shipped_dir("networks")
+from .resources import resolve_shipped
 
 _TOP_KEYS = {"name", "description", "layers", "neuron", "init"}
 _LAYER_KEYS = {"name", "size", "intra"}
@@ -40,7 +38,7 @@ _INIT_KEYS = {"weight_std", "seed"}
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A parsed network definition; :meth:`build` makes a fresh :class:`BoltzmannMachine`."""
+    """A parsed network definition; ``BoltzmannMachine.from_network(spec)`` builds a fresh model."""
 
     name: str
     sizes: tuple
@@ -52,13 +50,6 @@ class NetworkSpec:
     seed: int = 0
     description: str = ""
     source: str = ""
-
-    def build(self, seed=None, dtype="float32"):
-        from .model import BoltzmannMachine
-
-        return BoltzmannMachine(self.sizes, intra=list(self.intra), temperature=self.temperature,
-                                tau_ms=self.tau_ms, weight_std=self.weight_std,
-                                seed=self.seed if seed is None else seed, dtype=dtype, name=self.name)
 
 
 def resolve_network_path(path_or_name) -> Path:

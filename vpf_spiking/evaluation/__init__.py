@@ -5,27 +5,29 @@
 - :mod:`.ais`: annealed importance sampling of log Z and the test log-likelihood.
 - :mod:`.diagnostics`: weight statistics and hidden activations during training.
 - :mod:`.sample_quality`: blank share, classifier confidence, class coverage and Fréchet distance of samples.
+
+A library: the protocol kinds that run these (``reconstruction``, ``parzen``, ``ais``, the rbm and
+dbm experiments) live in :mod:`vpf_spiking.protocols`, ``vpf evaluate`` in :mod:`vpf_spiking.cli`.
 """
 
 from .ais import (AISResult, IntermediateDistribution, RBMAnnealing, ais, annealing_schedule,
                   evaluate_ais, exact_log_z, rbm_log_likelihood, rbm_log_unnormalized)
-from .diagnostics import (DiagnosticsCallback, hidden_activation, mean_squared_weight,
+from .diagnostics import (DiagnosticsCallback, activation_summary, hidden_activation, mean_squared_weight,
                           weight_sparsity, write_table)
 from .parzen import DEFAULT_SIGMAS, parzen_evaluate, parzen_log_density
-from . import experiment  # noqa: F401  (registers the protocol kinds)
-from . import dbm_experiment  # noqa: F401  (registers the dbm-experiment kind)
 from .reconstruction import (DEFAULT_PATTERNS, Corruption, evaluate_reconstruction, parse_patterns,
-                             reconstruct, reconstruction_errors, summarize_errors)
+                             reconstruct, reconstruction_errors, reconstruction_wide, summarize_errors)
 from .sample_quality import (SampleClassifier, blank_fraction, class_coverage, class_entropy,
-                             confident_share, frechet_distance, sample_quality)
+                             confident_share, frechet_distance, sample_quality, stroke_components)
 
 __all__ = [
     "AISResult", "IntermediateDistribution", "RBMAnnealing", "ais", "annealing_schedule",
     "evaluate_ais", "exact_log_z", "rbm_log_likelihood", "rbm_log_unnormalized",
-    "DiagnosticsCallback", "hidden_activation", "mean_squared_weight", "weight_sparsity", "write_table",
+    "DiagnosticsCallback", "activation_summary", "hidden_activation", "mean_squared_weight", "weight_sparsity",
+    "write_table",
     "DEFAULT_SIGMAS", "parzen_evaluate", "parzen_log_density",
     "DEFAULT_PATTERNS", "Corruption", "evaluate_reconstruction", "parse_patterns", "reconstruct",
-    "reconstruction_errors", "summarize_errors",
+    "reconstruction_errors", "reconstruction_wide", "summarize_errors",
     "SampleClassifier", "blank_fraction", "class_coverage", "class_entropy", "confident_share",
-    "frechet_distance", "sample_quality",
+    "frechet_distance", "sample_quality", "stroke_components",
 ]

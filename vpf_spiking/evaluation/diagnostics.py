@@ -4,7 +4,8 @@
   the same magnitude, 2/pi ~ 0.64 for Gaussian weights, towards 0 as a few weights dominate;
 - mean squared weight;
 - mean hidden activation p(h_j = 1 | v) of every hidden unit over a data sample (its histogram
-  shows dead or saturated units).
+  shows dead or saturated units); :func:`activation_summary` does the same for every hidden
+  layer of a deep machine, with summary numbers of its sparsity.
 
 :class:`DiagnosticsCallback` records these after every epoch through
 ``trainer.fit(model, x, callback=cb)``.
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError
-from ..sampling import sigmoid
+from ..sampling import bottom_up, sigmoid
 
 
 def weight_sparsity(W) -> float:
@@ -44,6 +45,34 @@ def hidden_activation(model, x, layer=1) -> np.ndarray:
     for l in range(1, layer + 1):
         h = sigmoid((h @ model.W[l] + model.b[l]) / T)
     return np.asarray(h, dtype=np.float64).mean(axis=0)
+
+
+def activation_summary(model, x, sweeps=1, rng=0) -> tuple[dict, list]:
+    """Bottom-up (E-step) probabilities of each hidden layer on ``x``; summary numbers per layer.
+
+    Returns ``(row, per_unit)``: ``row`` has, per hidden layer l, the mean activation, the
+    fraction of (image, unit) probabilities below 0.05, and the mean number of units per image
+    with probability above 0.5; ``per_unit[l]`` is the mean activation of each unit of layer l.
+    """
+    rng = np.random.default_rng(rng)
+    sums = [np.zeros(n) for n in model.sizes]
+    low = [0.0] * model.n_layers
+    on = [0.0] * model.n_layers
+    for a in range(0, len(x), 2000):
+        _, probs = bottom_up(model, x[a:a + 2000], rng, sweeps=sweeps)
+        for l in range(1, model.n_layers):
+            p = probs[l]
+            sums[l] += p.sum(axis=0, dtype=np.float64)
+            low[l] += float((p < 0.05).sum())
+            on[l] += float((p > 0.5).sum())
+    row, per_unit = {}, [None]
+    for l in range(1, model.n_layers):
+        n = len(x)
+        per_unit.append(sums[l] / n)
+        row[f"h{l}_mean"] = float(sums[l].sum() / (n * model.sizes[l]))
+        row[f"h{l}_frac_below_0.05"] = low[l] / (n * model.sizes[l])
+        row[f"h{l}_units_on_per_image"] = on[l] / n
+    return row, per_unit
 
 
 class DiagnosticsCallback:

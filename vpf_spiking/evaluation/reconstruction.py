@@ -185,3 +185,19 @@ def evaluate_reconstruction(model, x, corruptions=DEFAULT_PATTERNS, steps=25, se
     errors = reconstruction_errors(model, x, corruptions, steps, seeds, **kw)
     table = summarize_errors(errors)
     return table, time.perf_counter() - t0
+
+
+def reconstruction_wide(recon: pd.DataFrame) -> pd.DataFrame:
+    """Corruption x model table of ``mean +- se_seeds (se_images)`` strings, best model starred."""
+    piv = recon.pivot(index="corruption", columns="model", values="mean_error")
+    order = list(dict.fromkeys(recon["corruption"]))
+    piv = piv.loc[order, list(dict.fromkeys(recon["model"]))]
+    out = pd.DataFrame(index=piv.index)
+    for model in piv.columns:
+        cells = []
+        for corr in piv.index:
+            r = recon[(recon.model == model) & (recon.corruption == corr)].iloc[0]
+            star = " *" if r.mean_error == piv.loc[corr].min() else ""
+            cells.append(f"{r.mean_error:.3f} ± {r.se_seeds:.3f} ({r.se_images:.3f}){star}")
+        out[model] = cells
+    return out.reset_index()

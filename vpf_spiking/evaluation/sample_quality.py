@@ -52,7 +52,7 @@ from ..errors import ConfigError, DataError
 __all__ = [
     "SampleClassifier", "blank_fraction", "classifier_cache_dir", "confident_share",
     "class_histogram", "class_coverage", "class_entropy", "frechet_distance",
-    "frechet_from_moments", "sample_quality",
+    "frechet_from_moments", "sample_quality", "stroke_components",
 ]
 
 CACHE_FORMAT = 1
@@ -115,6 +115,17 @@ def blank_fraction(samples, threshold: float = 0.02) -> float:
     x = _as_images(samples, "samples")
     threshold = _check_share(threshold, "blank threshold", low_open=True)
     return float(np.mean(x.mean(axis=1, dtype=np.float64) < threshold))
+
+
+def stroke_components(images, shape=(28, 28), threshold=0.5) -> np.ndarray:
+    """Connected components (8-connectivity) of each image thresholded at ``threshold``.
+
+    A digit is one stroke or a few; broken strokes in samples show up as extra components.
+    """
+    from scipy import ndimage
+
+    structure = np.ones((3, 3), dtype=bool)
+    return np.array([ndimage.label(np.asarray(im).reshape(shape) > threshold, structure)[1] for im in images])
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,95 +21,49 @@ experiment continues where it stopped (training resumes from its checkpoint).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from scipy import ndimage
 
 from ..errors import ConfigError
-from ..model import BoltzmannMachine
-from ..protocols import check_keys, get_value, register_protocol, table
-from .diagnostics import write_table
-from .experiment import _slug, data_settings, load_data, parse_models, square_shape
-from .parzen import DEFAULT_SIGMAS, parzen_evaluate
+from .config import TOP_KEYS, check_keys, get_value, table
+from .experiments import parse_models, slug, training_defaults
+from .inputs import data_settings, load_data, square_shape
 
-_TOP = {"kind", "name", "description"}
-_TRAIN_KEYS = {"epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "seed", "network_seed",
-               "e_step_sweeps"}
-_MODEL_KEYS = {"label", "network", "epochs", "learning_rate"}
-_CONF_KEYS = {"priors", "n_samples", "steps", "sweeps", "seed", "top_down"}
-_PARZEN_KEYS = {"sigmas"}
-_AIS_KEYS = {"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations", "explicit"}
+MODEL_KEYS = frozenset({"label", "network", "epochs", "learning_rate"})
+CONFABULATION_KEYS = frozenset({"priors", "n_samples", "steps", "sweeps", "seed", "top_down"})
+PARZEN_KEYS = frozenset({"sigmas"})
+AIS_KEYS = frozenset({"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations", "explicit"})
 
 
-def _models(config, defaults):
+def parse_dbm_models(config, defaults):
+    """The ``[[models]]`` entries: label, network definition, trainer settings."""
     src = config.source
-    return parse_models(config, defaults, _MODEL_KEYS, ("label", "network"), "a dbm-experiment",
+    return parse_models(config, defaults, MODEL_KEYS, ("label", "network"), "a dbm-experiment",
                         lambda m, where, kw: {"network": get_value(m, "network", str, where, src)})
 
 
-def activation_summary(model, x, sweeps=1, rng=0) -> tuple[dict, list]:
-    """Bottom-up (E-step) probabilities of each hidden layer on ``x``; summary numbers per layer.
-
-    Returns ``(row, per_unit)``: ``row`` has, per hidden layer l, the mean activation, the
-    fraction of (image, unit) probabilities below 0.05, and the mean number of units per image
-    with probability above 0.5; ``per_unit[l]`` is the mean activation of each unit of layer l.
-    """
-    from ..sampling import bottom_up
-
-    rng = np.random.default_rng(rng)
-    sums = [np.zeros(n) for n in model.sizes]
-    low = [0.0] * model.n_layers
-    on = [0.0] * model.n_layers
-    for a in range(0, len(x), 2000):
-        _, probs = bottom_up(model, x[a:a + 2000], rng, sweeps=sweeps)
-        for l in range(1, model.n_layers):
-            p = probs[l]
-            sums[l] += p.sum(axis=0, dtype=np.float64)
-            low[l] += float((p < 0.05).sum())
-            on[l] += float((p > 0.5).sum())
-    row, per_unit = {}, [None]
-    for l in range(1, model.n_layers):
-        n = len(x)
-        per_unit.append(sums[l] / n)
-        row[f"h{l}_mean"] = float(sums[l].sum() / (n * model.sizes[l]))
-        row[f"h{l}_frac_below_0.05"] = low[l] / (n * model.sizes[l])
-        row[f"h{l}_units_on_per_image"] = on[l] / n
-    return row, per_unit
-
-
-def stroke_components(images, shape=(28, 28), threshold=0.5) -> np.ndarray:
-    """Connected components (8-connectivity) of each image thresholded at ``threshold``."""
-    structure = np.ones((3, 3), dtype=bool)
-    return np.array([ndimage.label(np.asarray(im).reshape(shape) > threshold, structure)[1] for im in images])
-
-
-@register_protocol("dbm-experiment")
-def dbm_experiment(config, out_dir: Path, resume=True):
+def run(config, out_dir: Path, resume=True):
     """Train every ``[[models]]`` DBM by VPF, then confabulate and evaluate it."""
+    import pandas as pd
+
     from .. import plotting
+    from ..evaluation.ais_dbm import evaluate_dbm_ais
+    from ..evaluation.diagnostics import activation_summary, write_table
+    from ..evaluation.parzen import DEFAULT_SIGMAS, parzen_evaluate
+    from ..evaluation.sample_quality import stroke_components
     from ..generation import PRIORS, confabulate, top_prior
-    from ..networks import load_network
+    from ..model import BoltzmannMachine
     from ..trainers import VPFTrainer
-    from .ais_dbm import evaluate_dbm_ais
 
     src = config.source
-    check_keys(config, _TOP | {"data", "training", "models", "confabulation", "parzen", "ais"}, "the top level", src)
+    check_keys(config, TOP_KEYS | {"data", "training", "models", "confabulation", "parzen", "ais"}, "the top level", src)
     out_dir = Path(out_dir)
     ds = data_settings(config)
-    tr = table(config, "training", _TRAIN_KEYS, source=src)
-    defaults = {"epochs": get_value(tr, "epochs", int, "training", src, default=10, minimum=1),
-                "batch_size": get_value(tr, "batch_size", int, "training", src, default=100, minimum=1),
-                "learning_rate": get_value(tr, "learning_rate", float, "training", src, default=1e-3),
-                "optimizer": get_value(tr, "optimizer", str, "training", src, default="adam"),
-                "weight_decay": get_value(tr, "weight_decay", float, "training", src, default=1e-4, minimum=0.0),
-                "e_step_sweeps": get_value(tr, "e_step_sweeps", int, "training", src, default=1, minimum=1),
-                "seed": get_value(tr, "seed", int, "training", src, default=0, minimum=0)}
-    net_seed = get_value(tr, "network_seed", int, "training", src, default=0, minimum=0)
-    models = _models(config, defaults)
-    cf = table(config, "confabulation", _CONF_KEYS, source=src)
+    defaults, net_seed = training_defaults(config, epochs=10, e_step_sweeps=True)
+    models = parse_dbm_models(config, defaults)
+    cf = table(config, "confabulation", CONFABULATION_KEYS, source=src)
     priors = cf.get("priors", ["r", "p"])
     if not isinstance(priors, list) or not priors or any(str(p).lower() not in PRIORS for p in priors):
         raise ConfigError(f"{src}: confabulation.priors must be a list drawn from {list(PRIORS)}, got {priors!r}")
@@ -120,8 +74,8 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     cseed = get_value(cf, "seed", int, "confabulation", src, default=0, minimum=0)
     top_down = get_value(cf, "top_down", str, "confabulation", src, default="pair", choices=("pair", "held"))
     do_parzen = "parzen" in config
-    sigmas = np.asarray(table(config, "parzen", _PARZEN_KEYS, source=src).get("sigmas", list(DEFAULT_SIGMAS)), float)
-    at = table(config, "ais", _AIS_KEYS, source=src) if "ais" in config else None
+    sigmas = np.asarray(table(config, "parzen", PARZEN_KEYS, source=src).get("sigmas", list(DEFAULT_SIGMAS)), float)
+    at = table(config, "ais", AIS_KEYS, source=src) if "ais" in config else None
     data = load_data(ds, greyscale=do_parzen)
     x, test = data["train"], data["test"]
     shape = square_shape(x.shape[1], src)
@@ -130,7 +84,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     # ---- training
     trained, train_rows = {}, []
     for m in models:
-        folder = out_dir / _slug(m["label"])
+        folder = out_dir / slug(m["label"])
         folder.mkdir(parents=True, exist_ok=True)
         mpath = folder / "model.npz"
         if mpath.exists() and (folder / "metrics.csv").exists():
@@ -138,7 +92,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
             metrics = pd.read_csv(folder / "metrics.csv")
             print(f"[{m['label']}] already trained ({mpath})", flush=True)
         else:
-            model = load_network(m["network"]).build(seed=net_seed)
+            model = BoltzmannMachine.from_network(m["network"], seed=net_seed)
             model.name = m["label"]
             trainer = VPFTrainer(checkpoint=folder / "checkpoint.npz", **m["trainer"])
             print(f"[{m['label']}] training VPF {m['network']} {m['trainer']}", flush=True)
@@ -157,7 +111,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     # ---- hidden activations (sparsity)
     act_rows, hist_vals, hist_labels = [], [], []
     for m in models:
-        folder = out_dir / _slug(m["label"])
+        folder = out_dir / slug(m["label"])
         f = folder / "activations.csv"
         model = trained[m["label"]]
         if f.exists() and (folder / "h1_unit_mean.npy").exists():
@@ -180,7 +134,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
     test_components = stroke_components(test[:1000], shape)
     conf_rows = []
     for m in models:
-        folder = out_dir / _slug(m["label"])
+        folder = out_dir / slug(m["label"])
         model = trained[m["label"]]
         for prior in priors:
             f = folder / f"confabulation_{prior}.csv"
@@ -225,7 +179,7 @@ def dbm_experiment(config, out_dir: Path, resume=True):
                 continue
             if names is not None and m["label"] not in names:
                 continue
-            f = out_dir / _slug(m["label"]) / f"{stem}.csv"
+            f = out_dir / slug(m["label"]) / f"{stem}.csv"
             if f.exists():
                 row = pd.read_csv(f).iloc[0].to_dict()
             else:

@@ -7,13 +7,7 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import ConfigError
-from ..model import BoltzmannMachine
-from .diagnostics import write_table
-from .parzen import DEFAULT_SIGMAS
-from .reconstruction import DEFAULT_PATTERNS, parse_patterns
 
 DESCRIPTION = """Evaluate a saved model on the test set of a data set (spec section 7).
 With none of --reconstruction, --parzen, --ais, all three run.
@@ -30,7 +24,8 @@ EXAMPLES = """examples:
   vpf evaluate model.npz --data fashion-mnist --parzen --n-samples 2000"""
 
 
-def add_subcommand(subparsers):
+def add_parser(subparsers):
+    # argparse's own raw formatter (not .common.formatter): keeps this help's layout as it was
     p = subparsers.add_parser("evaluate", help="reconstruction / Parzen / AIS evaluation of a saved model",
                               description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +39,7 @@ def add_subcommand(subparsers):
     p.add_argument("--n-test", type=int, help="use only the first N test images")
     p.add_argument("--out", metavar="DIR", help="also write the tables (CSV + Markdown) here")
     g = p.add_argument_group("reconstruction")
-    g.add_argument("--patterns", nargs="+", default=[f"{a}:{k}" for a, k in DEFAULT_PATTERNS],
+    g.add_argument("--patterns", nargs="+", default=None,
                    metavar="rows:K|columns:K", help="corruption patterns (default rows and columns, K = 4 8 12)")
     g.add_argument("--steps", type=int, default=25, help="Gibbs steps per reconstruction (25)")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="independent seeds (0 1 2)")
@@ -56,10 +51,20 @@ def add_subcommand(subparsers):
     g.add_argument("--n-runs", type=int, default=100, help="parallel AIS runs (100)")
     g.add_argument("--ais-seed", type=int, default=0)
     p.set_defaults(func=run)
+    return p
 
 
 def run(args) -> int:
-    from .experiment import load_data, run_ais, run_parzen, run_reconstruction, square_shape
+    import pandas as pd
+
+    from ..evaluation.diagnostics import write_table
+    from ..evaluation.parzen import DEFAULT_SIGMAS
+    from ..evaluation.reconstruction import DEFAULT_PATTERNS, parse_patterns
+    from ..model import BoltzmannMachine
+    from ..protocols.ais import run_ais
+    from ..protocols.inputs import load_data, square_shape
+    from ..protocols.parzen import run_parzen
+    from ..protocols.reconstruction import run_reconstruction
 
     for name in ("validation", "n_test", "steps", "n_samples", "sample_steps", "n_betas", "n_runs"):
         v = getattr(args, name)
@@ -79,7 +84,8 @@ def run(args) -> int:
     times = {}
     if "reconstruction" in todo:
         t0 = time.perf_counter()
-        s = {"corruptions": parse_patterns(args.patterns), "steps": args.steps, "seeds": tuple(args.seeds),
+        patterns = args.patterns or [f"{a}:{k}" for a, k in DEFAULT_PATTERNS]
+        s = {"corruptions": parse_patterns(patterns), "steps": args.steps, "seeds": tuple(args.seeds),
              "fill": "noise"}
         tab = run_reconstruction(model, data["test"], s, image_shape=square_shape(model.sizes[0], "--data"))
         times["reconstruction"] = time.perf_counter() - t0
