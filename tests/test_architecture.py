@@ -32,6 +32,24 @@ TODO_PARSER_CODE: list[str] = [
     "vpf_spiking.sweep.command",     # the 'vpf sweep' subcommand, not yet vpf_spiking/cli/sweep.py
 ]
 
+#: The layers, lowest first (docs/architecture.md): a module may import its own layer and those
+#: below, never one above. Names are the package's top-level modules and subpackages.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("errors", "progress", "resources", "io", "_version", "model", "networks", "objective",
+              "marginal_flow", "sampling", "generation", "data", "checkpoint", "plotting")),
+    ("engines", ("trainers", "optim", "spiking", "stdp")),
+    ("evaluation", ("evaluation", "estimator")),
+    ("protocols", ("protocols",)),
+    ("sweep", ("sweep",)),
+    ("cli", ("cli",)),
+]
+
+#: Upward imports still present, as (importer, imported); empty when the rule holds everywhere.
+TODO_UPWARD: list[tuple[str, str]] = [
+    (f"{PACKAGE}.cli.main", PACKAGE),       # __version__ from the package root (the public facade)
+    (f"{PACKAGE}.sweep.engine", PACKAGE),   # the same
+]
+
 #: Packages that are libraries: they may not import the protocol or CLI layers.
 LIBRARIES = (f"{PACKAGE}.evaluation", f"{PACKAGE}.spiking")
 UPPER_LAYERS = (f"{PACKAGE}.protocols", f"{PACKAGE}.cli")
@@ -192,3 +210,32 @@ def test_no_module_over_500_lines():
     assert not long, f"modules over {MAX_LINES} lines: {long}"
     stale = [m for m in TODO_LONG_MODULES if lengths.get(m, 0) <= MAX_LINES]
     assert not stale, f"now short enough, remove from TODO_LONG_MODULES: {stale}"
+
+
+def _layer(module: str) -> int:
+    """Index of ``module``'s layer; the package root (the public facade) sits above them all."""
+    if module == PACKAGE:
+        return len(LAYERS)
+    top = module.split(".")[1]
+    for i, (_, names) in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_architecture.py "
+                         "and to docs/architecture.md")
+
+
+def test_every_module_is_in_a_layer_and_imports_only_downward():
+    upward = sorted((m, t) for m, targets in GRAPH.items() for t in targets if _layer(t) > _layer(m))
+    unexpected = [e for e in upward if e not in TODO_UPWARD]
+    assert not unexpected, "imports of a higher layer:\n" + "\n".join(f"{m} -> {t}" for m, t in unexpected)
+    stale = [e for e in TODO_UPWARD if e not in upward]
+    assert not stale, f"fixed, remove from TODO_UPWARD: {stale}"
+
+
+def test_the_layers_are_documented():
+    page = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for name, modules in LAYERS:
+        assert f"**{name}**" in page, f"docs/architecture.md does not describe the {name} layer"
+        for mod in modules:
+            if (ROOT / mod).is_dir() or (ROOT / f"{mod}.py").exists():
+                assert f"`{mod}" in page, f"docs/architecture.md does not place {mod}"
