@@ -7,7 +7,11 @@ by data checksum). Every figure is printed as ``name: value``; figures of one ru
 machine state, so compare them with each other, not with other runs.
 
     ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py
-    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --steps-sweep 1,3,10,30,100
+    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --steps-sweep 1,3,10,30
+    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --methods vpf:rao-blackwell,vpf:marginal \
+        --steps-sweep 10,1000
+    ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --network dbm-500-1000 --methods vpf \
+        --steps-sweep 1,10 --below zero
 
 Targets (issue 12): vpf_confident >= 0.5, vpf_classes >= 8, vpf_blank <= 0.02.
 It also prints what the hidden-flow theorem (docs/theory.md) predicts for VPF: hidden biases that
@@ -46,7 +50,9 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=20000)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--n", type=int, default=1000, help="samples per model")
-    ap.add_argument("--methods", default="vpf,pcd", help="comma-separated: vpf, cd, pcd")
+    ap.add_argument("--methods", default="vpf,pcd",
+                    help="comma-separated: vpf, cd, pcd, or vpf:FLOW (vpf:rao-blackwell, vpf:marginal)")
+    ap.add_argument("--below", default="", help="comma-separated vpf sample --below values to score as well")
     ap.add_argument("--steps-sweep", default="", help="comma-separated K values to score as well")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
@@ -68,10 +74,13 @@ def main(argv=None):
     sweep = [int(k) for k in args.steps_sweep.split(",") if k]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
-        for method in args.methods.split(","):
-            name = {"vpf": "vpf", "pcd": "pcd", "cd": "cd"}[method]
-            out = root / f"{args.network}-{method}"
+        for spec in args.methods.split(","):
+            method, _, flow = spec.partition(":")
+            name = method if not flow else f"{method}_{flow.replace('-', '_')}"
+            out = root / f"{args.network}-{name}"
             extra = ["--k", "1"] if method in ("cd", "pcd") else []
+            if flow:
+                extra += ["--flow", flow]
             t = run([VPF, "train", args.network, "--data", "mnist", *data_opts, "--n-train", str(args.n_train),
                      "--epochs", str(args.epochs), "--method", method, *extra, "--out", str(out),
                      "--no-progress"])
@@ -82,16 +91,21 @@ def main(argv=None):
             print(f"{name}_hidden_bias_rms: {float(np.sqrt(np.mean((model.b[1] - init.b[1]) ** 2))):.4f}")
             print(f"{name}_visible_bias_rms_from_logodds: "
                   f"{float(np.sqrt(np.mean((model.b[0] - _marginal_logodds(train, model)) ** 2))):.4f}")
-            h = 1 / (1 + np.exp(-(train[:2000] @ model.W[1] + model.b[1]) / model.temperature))
+            h = model.hidden_probabilities(train[:2000]) if model.is_rbm else \
+                1 / (1 + np.exp(-(train[:2000] @ model.W[1] + model.b[1]) / model.temperature))
             print(f"{name}_mean_hidden: {float(h.mean()):.3f}")
-            for k in [None] + sweep:
-                npy = out / f"samples-k{k or 'default'}.npy"
+            points = [(k, None) for k in [None] + sweep]
+            points += [(k, b) for b in args.below.split(",") if b for k in [None] + sweep]
+            for k, below in points:
+                npy = out / f"samples-k{k or 'default'}{'-' + below if below else ''}.npy"
                 steps = ["--steps", str(k)] if k else []
+                steps += ["--below", below] if below else []
                 run([VPF, "sample", str(out / "model.npz"), "--prior", "p", "--data", "mnist", *data_opts,
                      "--n", str(args.n), *steps, "--npy", str(npy), "--out", str(npy.with_suffix(".png")),
                      "--no-progress"])
                 q = sample_quality(np.load(npy), clf, reference=test[-2000:])
                 tag = name if k is None else f"{name}_k{k}"
+                tag += f"_below_{below}" if below else ""
                 print(f"{tag}_confident: {q['confident']:.3f}")
                 print(f"{tag}_classes: {q['classes']}")
                 print(f"{tag}_blank: {q['blank']:.3f}")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from .. import __version__
+from .._version import __version__
 from ..errors import VPFError
-from . import data, demo, evaluate, info, run, sample, stdp, train
+from . import data, demo, evaluate, info, run, sample, stdp, sweep, train
 from .common import Parser, formatter
 
 #: The subcommands, in the order ``vpf --help`` lists them.
-SUBCOMMANDS = [demo, train, run, info, data, evaluate, sample, stdp]
+SUBCOMMANDS = [demo, train, run, info, data, evaluate, sample, stdp, sweep]
 
 
 def build_parser() -> Parser:

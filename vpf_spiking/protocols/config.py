@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 
 #: Top-level keys every kind accepts besides its own tables.
-TOP_KEYS = frozenset({"kind", "name", "description"})
+TOP_KEYS = frozenset({"kind", "name", "description", "sweep"})  # [sweep]: read by vpf sweep only
 
 
 class ProtocolConfig(dict):
