@@ -151,7 +151,7 @@ def test_default_out_dir_is_runs_name(tmp_path, monkeypatch):
 
 def test_the_table_of_kinds():
     assert known_kinds() == sorted(["train", "spiking-train", "reconstruction", "parzen", "ais", "rbm-experiment",
-                                    "dbm-experiment", "stdp"])
+                                    "dbm-experiment", "stdp", "sample-quality"])
     for kind, func in KINDS.items():
         # one module per kind, in vpf_spiking.protocols; run(config, out_dir[, resume])
         assert func.__module__.startswith("vpf_spiking.protocols.") and func.__name__ == "run", kind

@@ -175,3 +175,39 @@ def test_frechet_real_vs_noise(mnist):
     assert q["frechet"] == pytest.approx(same)
     features = clf.features(x[:10])
     assert features.shape == (10, 256) and (features >= 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The sample-quality protocol kind
+
+@pytest.mark.data
+@needs_sklearn
+def test_sample_quality_protocol_kind(shared_data_dir, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from vpf_spiking.data import load_images
+    from vpf_spiking.model import BoltzmannMachine, pixel_log_odds
+    from vpf_spiking.protocols import ProtocolConfig, run_protocol
+
+    small = SampleClassifier.from_dataset.__func__
+
+    def from_dataset(cls, name="mnist", data_dir=None, **kw):  # a small classifier, trained once here
+        return small(cls, name, data_dir=data_dir, n_train=N_TRAIN, cache_dir=tmp_path / "classifiers")
+
+    monkeypatch.setattr(SampleClassifier, "from_dataset", classmethod(from_dataset))
+    m = BoltzmannMachine([784, 20], seed=0)
+    m.b[0][:] = pixel_log_odds(load_images("mnist", "train", data_dir=shared_data_dir)[:2000])
+    m.save(tmp_path / "model.npz")
+    doc = {"kind": "sample-quality", "name": "t", "model": {"path": str(tmp_path / "model.npz")},
+           "data": {"dataset": "mnist", "data_dir": str(shared_data_dir), "n_train": 2000, "n_test": 500},
+           "samples": {"n": 60, "steps": 2, "prior": "r"}}
+    res = run_protocol(ProtocolConfig(doc, source="t.toml"), out_dir=tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "sample_quality.csv")
+    assert table.loc[0, "steps"] == 2 and table.loc[0, "prior"] == "r" and table.loc[0, "n"] == 60
+    for key in ("blank", "confident", "classes", "class_entropy", "frechet"):
+        assert key in table and np.isfinite(table.loc[0, key])
+    assert (tmp_path / "out" / "samples.png").stat().st_size > 1000
+    assert res["frechet"] > 0
+    doc["samples"]["below"] = "half"
+    with pytest.raises(ConfigError, match="below"):
+        run_protocol(ProtocolConfig(doc, source="t.toml"), out_dir=tmp_path / "bad")

@@ -8,13 +8,15 @@ one line here.  ``run`` reads its tables with :func:`~vpf_spiking.protocols.conf
 
 from __future__ import annotations
 
-from . import ais, dbm_experiment, parzen, rbm_experiment, reconstruction, spiking_train, stdp, train
+from . import (ais, dbm_experiment, parzen, rbm_experiment, reconstruction, sample_quality, spiking_train, stdp,
+               train)
 
 KINDS = {
     "train": train.run,
     "spiking-train": spiking_train.run,
     "reconstruction": reconstruction.run,
     "parzen": parzen.run,
+    "sample-quality": sample_quality.run,
     "ais": ais.run,
     "rbm-experiment": rbm_experiment.run,
     "dbm-experiment": dbm_experiment.run,
