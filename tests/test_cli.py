@@ -10,6 +10,7 @@ import pytest
 
 from vpf_spiking import cli
 from vpf_spiking.model import BoltzmannMachine
+from vpf_spiking.trainers import params
 
 from test_protocols import toy_data
 
@@ -50,6 +51,17 @@ def test_demo_help_says_where_data_is_looked_up(capsys):
     assert "../shared/data" in out and "VPF_DATA_DIR" in out
 
 
+def test_demo_help_gives_the_current_defaults(capsys):
+    # --epochs, --lr, --seed come from the trainer declaration, with the demo's 5 epochs
+    _, out, _ = run_cli(["demo", "--help"], capsys)
+    text = " ".join(out.split())
+    assert "learning rate 1e-3, weight decay 1e-4" in text and "0.01" not in text
+    assert "--lr LR, --learning-rate LR" in text and "(default: 0.001)" in text
+    assert "passes over the training data (default: 5)" in text
+    rc, _, err = run_cli(["demo", "--lr", "0"], capsys)
+    assert_one_line_error(rc, err, "--lr must be positive, got 0.0")
+
+
 def test_no_command_and_unknown_option_are_usage_errors(capsys):
     rc, _, err = run_cli([], capsys)
     assert rc == 2 and "required" in err
@@ -74,7 +86,10 @@ def test_train_writes_model_and_metrics_then_resumes(tmp_path, capsys):
     import tomllib
 
     proto = tomllib.loads((out / "protocol.toml").read_text())
-    assert proto["kind"] == "train" and proto["training"]["epochs"] == 3 and proto["training"]["seed"] == 3
+    assert proto["kind"] == "train" and proto["network"] == {"name": "rbm-toy", "seed": 3}
+    # every training option is recorded, those left at their defaults too
+    assert proto["training"] == {**params.defaults("vpf"), "epochs": 3, "batch_size": 20, "learning_rate": 0.01,
+                                 "seed": 3, "progress": False}
 
     argv[argv.index("3")] = "5"  # --epochs 5
     rc, _, err = run_cli(argv + ["--resume"], capsys)
@@ -95,13 +110,43 @@ def test_train_cd_and_pcd_run(tmp_path, capsys):
     (["--method", "sgd"], ["--method", "'sgd'", "vpf, cd, pcd"]),
     (["--optimizer", "rmsprop"], ["--optimizer", "adam, sgd"]),
     (["--k", "2"], ["--k", "not vpf"]),
-    (["--epochs", "0"], ["--epochs must be at least 1"]),
-    (["--lr", "-1"], ["--lr must be positive"]),
+    (["--epochs", "0"], ["--epochs must be >= 1, got 0"]),
+    (["--lr", "-1"], ["--lr must be positive, got -1.0"]),
+    (["--method", "cd", "--e-step-sweeps", "2"], ["--e-step-sweeps applies to --method vpf, not cd"]),
+    (["--flow", "sideways"], ["--flow must be one of joint, rao-blackwell, marginal, got 'sideways'"]),
+    (["--method", "pcd", "--flips", "8"], ["--flips applies to --method vpf, not pcd"]),
+    (["--flips", "-1"], ["--flips must be >= 0, got -1"]),
+    (["--momentum", "0.5"], ["--momentum applies to optimizer sgd only"]),
+    (["--n-train", "0"], ["data.n_train must be >= 1, got 0"]),
 ])
 def test_train_bad_options_are_one_line_errors(tmp_path, capsys, extra, needles):
     data = toy_data(tmp_path / "toy.npy", n=20)
     rc, _, err = run_cli(["train", "rbm-toy", "--data", str(data), "--out", str(tmp_path / "o")] + extra, capsys)
     assert_one_line_error(rc, err, *needles)
+
+
+def test_every_training_option_is_a_train_flag(capsys):
+    # derived from the declaration: a new option appears in 'vpf train' without editing the CLI
+    rc, out, _ = run_cli(["train", "--help"], capsys)
+    assert rc == 0
+    for o in params.OPTIONS.values():
+        assert o.cli_flags[0] in out, o.name
+    assert "--flow joint|rao-blackwell|marginal" in out and "(default: 64)" in out
+
+
+def test_train_flow_and_flips_reach_the_trainer_and_the_record(tmp_path, capsys):
+    import tomllib
+
+    data = toy_data(tmp_path / "toy.npy", n=60)
+    out = tmp_path / "marginal"
+    rc, _, err = run_cli(["train", "rbm-toy", "--data", str(data), "--flow", "marginal", "--flips", "4",
+                          "--epochs", "1", "--out", str(out), "--no-progress"], capsys)
+    assert rc == 0, err
+    training = tomllib.loads((out / "protocol.toml").read_text())["training"]
+    assert training["flow"] == "marginal" and training["flips"] == 4
+    from vpf_spiking.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoint.npz").trainer["flow"] == "marginal"
 
 
 def test_train_bad_inputs_are_one_line_errors(tmp_path, capsys):
@@ -125,7 +170,7 @@ def test_spiking_engine_builds_a_spiking_train_protocol(tmp_path, capsys, monkey
     # the protocol that --engine spiking runs, without running Brian2
     seen = {}
 
-    def fake_run(config, out_dir, resume=False, command=None):
+    def fake_run(config, out_dir, resume=False, command=None, **kw):
         seen.update(config=config, out=out_dir, resume=resume, command=command)
         return None, pd.DataFrame({"epoch": [1]})
 
@@ -140,6 +185,17 @@ def test_spiking_engine_builds_a_spiking_train_protocol(tmp_path, capsys, monkey
     assert seen["command"].startswith("vpf train rbm-toy --engine spiking") and "1 chunks" in out
     rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--k", "2"], capsys)
     assert_one_line_error(rc, err, "--k applies to the batch engine")
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--flow", "marginal", "--batch-size", "5"], capsys)
+    assert_one_line_error(rc, err, "--batch-size, --flow apply to the batch engine, not --engine spiking")
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--epochs", "0"], capsys)
+    assert_one_line_error(rc, err, "--epochs must be >= 1, got 0")
+    # --lr stands for --eta; the spiking options of the declaration (epochs, seed, progress) carry over
+    seen.clear()
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--lr", "0.02", "--epochs", "2", "--seed", "5",
+                          "--out", str(tmp_path / "s2")], capsys)
+    assert rc == 0, err
+    assert seen["config"]["spiking"] == {"epochs": 2, "seed": 5, "eta": 0.02, "device": "cpp_standalone"}
+    assert seen["config"]["network"]["seed"] == 5
     rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--method", "cd"], capsys)
     assert_one_line_error(rc, err, "--engine spiking trains by VPF only")
 
@@ -162,6 +218,15 @@ progress = false
     assert rc == 0, err
     assert len(pd.read_csv(out / "metrics.csv")) == 2 and (out / "model.npz").is_file()
     assert "--set training.epochs=2" in (out / "command.txt").read_text()
+    # protocol.toml: the protocol as run, every training option listed (the defaults too), the
+    # runner's comment lines kept
+    import tomllib
+
+    text = (out / "protocol.toml").read_text()
+    assert text.startswith("#") and "training.epochs=2" in text.split("\n[", 1)[0]
+    recorded = tomllib.loads(text)
+    assert recorded["training"] == {**params.defaults("vpf"), "epochs": 2, "progress": False}
+    assert recorded["network"] == {"name": "rbm-toy"} and recorded["data"] == {"dataset": data.as_posix()}
 
     bad = tmp_path / "bad.toml"
     bad.write_text(proto.read_text().replace("epochs = 1", "epoch = 1"))
@@ -180,6 +245,30 @@ progress = false
     assert rc == 0 and "train" in stdout.split()
     rc, _, err = run_cli(["run"], capsys)
     assert_one_line_error(rc, err, "PROTOCOL.toml")
+
+
+def test_sample_below_and_its_help(tmp_path, capsys, monkeypatch):
+    import vpf_spiking.generation as generation
+
+    path = BoltzmannMachine([16, 4, 3], seed=0).save(tmp_path / "dbm.npz")
+    seen = []
+    real = generation.confabulate
+
+    def spy(*a, **kw):
+        seen.append(kw["below"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(generation, "confabulate", spy)
+    for extra in ([], ["--below", "zero"]):
+        rc, _, err = run_cli(["sample", str(path), "--n", "3", "--steps", "2", "--out", str(tmp_path / "g.png"),
+                              "--no-progress"] + extra, capsys)
+        assert rc == 0, err
+    assert seen == ["mean", "zero"]
+    rc, _, err = run_cli(["sample", str(path), "--below", "top"], capsys)
+    assert_one_line_error(rc, err, "--below", "invalid choice")
+    _, out, _ = run_cli(["sample", "--help"], capsys)
+    text = " ".join(out.split())
+    assert "(default: 100;" in text and "docs/results/sample-quality.md" in text and "--below {mean,zero}" in text
 
 
 def test_info(tmp_path, capsys):
@@ -213,7 +302,10 @@ def test_the_subcommand_list_is_the_help_listing(capsys):
     block = out.split("\n  COMMAND\n", 1)[1].split("\n\n", 1)[0]
     listed = [line.split()[0] for line in block.splitlines() if line.startswith("    ") and line[4] != " "]
     names = [m.__name__.rsplit(".", 1)[1] for m in cli.SUBCOMMANDS]
-    assert listed == names == ["demo", "train", "run", "info", "data", "evaluate", "sample", "stdp"]
+    assert listed == names
+    # these commands, in this order (others, such as 'vpf sweep', may be listed between and after them)
+    core = ["demo", "train", "run", "info", "data", "evaluate", "sample", "stdp"]
+    assert [n for n in names if n in core] == core
 
 
 def test_help_loads_no_brian2_or_pandas():
@@ -261,6 +353,10 @@ def test_demo_on_real_mnist(tmp_path, monkeypatch, capsys, shared_data_dir):
     run = tmp_path / "runs" / "demo"
     assert BoltzmannMachine.load(run / "model.npz").sizes == (784, 100)
     assert len(pd.read_csv(run / "metrics.csv")) == 1
+    import tomllib
+
+    recorded = tomllib.loads((run / "protocol.toml").read_text())["training"]
+    assert recorded == {**params.defaults("vpf"), "epochs": 1}  # every setting, the defaults too
     for name in ("filters.png", "samples.png"):
         img = mpimg.imread(run / name)
         assert img.ndim == 3 and img.shape[0] > 100 and img.std() > 0.01

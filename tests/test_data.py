@@ -489,7 +489,9 @@ def test_resolve_data(tmp_path, tiny, monkeypatch):
 
     g = np.array([[0.2, 0.7]])
     np.save(tmp_path / "g.npy", g)
-    np.testing.assert_array_equal(data.resolve_data(str(tmp_path / "g.npy")), [[0, 1]])
+    with pytest.raises(DataError, match="binarize"):     # greyscale user data: refused unless asked
+        data.resolve_data(str(tmp_path / "g.npy"))
+    np.testing.assert_array_equal(data.resolve_data(str(tmp_path / "g.npy"), binarize=True), [[0, 1]])
     np.testing.assert_allclose(data.resolve_data(tmp_path / "g.npy", binarize=False), g)
     with pytest.raises(DataError) as excinfo:
         data.resolve_data(tmp_path / "g.npy", "test")

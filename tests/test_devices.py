@@ -1,5 +1,6 @@
 """The device back-ends as objects (``vpf_spiking.spiking.devices``), checked without compiling anything."""
 
+import json
 import sys
 import types
 
@@ -126,3 +127,43 @@ def test_vpf_stdp_on_cuda_without_brian2cuda_is_one_line_error(monkeypatch, caps
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "needs brian2cuda" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+# ---------------------------------------------------------------------------- first-run compile notice
+
+
+def test_compile_estimate_is_recorded_per_device(tmp_path, monkeypatch):
+    monkeypatch.setenv("VPF_SPIKING_CACHE", str(tmp_path))
+    assert devices.compile_estimate("runtime") == devices.DEFAULT_COMPILE_S["runtime"]
+    devices.record_compile_time("runtime", 12.34)
+    assert devices.compile_estimate("runtime") == 12.3
+    assert devices.compile_estimate("cpp_standalone") == devices.DEFAULT_COMPILE_S["cpp_standalone"]
+    (tmp_path / devices.COMPILE_TIMES_FILE).write_text("{broken")
+    assert devices.compile_estimate("runtime") == devices.DEFAULT_COMPILE_S["runtime"]
+
+
+def test_compile_notice_names_the_estimate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VPF_SPIKING_CACHE", str(tmp_path))
+    devices.record_compile_time("cpp_standalone", 41)
+    devices.announce_compile("cpp_standalone")
+    assert "compiling Brian2 code once (about 41 s)" in capsys.readouterr().err
+
+
+def test_new_standalone_project_is_announced_and_timed(tmp_path, monkeypatch, capsys):
+    """build() on a folder without a binary announces and records; with one it says nothing."""
+    import brian2
+
+    monkeypatch.setenv("VPF_SPIKING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(brian2.device, "build", lambda **kw: None, raising=False)
+    project = tmp_path / "p"
+
+    def compile_source(directory, compiler, debug, clean):
+        (project / "main").write_text("")
+
+    monkeypatch.setattr(brian2.device, "compile_source", compile_source, raising=False)
+    dev = devices.CppStandaloneDevice()
+    dev.build(project)
+    assert "compiling Brian2 code once" in capsys.readouterr().err
+    assert "cpp_standalone" in json.loads((tmp_path / "cache" / devices.COMPILE_TIMES_FILE).read_text())
+    dev.build(project)
+    assert "compiling" not in capsys.readouterr().err

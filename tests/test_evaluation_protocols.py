@@ -1,10 +1,13 @@
+import tomllib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from vpf_spiking.errors import ConfigError
 from vpf_spiking.model import BoltzmannMachine
-from vpf_spiking.protocols import run_protocol
+from vpf_spiking.protocols import ProtocolConfig, run_protocol
+from vpf_spiking.trainers import params
 
 
 @pytest.fixture
@@ -53,9 +56,15 @@ def test_rbm_experiment_writes_every_table_and_figure(toy_data, tmp_path):
     for png in ("weight_curves.png", "objective_vpf.png", "hidden_activation.png", "reconstruction_examples.png",
                 "vpf-6/filters.png", "pcd-2/samples.png"):
         assert (out / png).stat().st_size > 1000
-    # a second run reuses every finished step (nothing is retrained or re-evaluated)
+    # the recorded protocol lists every trainer setting the models started from, defaults included
+    recorded = tomllib.loads((out / "protocol.toml").read_text())
+    every = {o.name: o.default for o in params.OPTIONS.values()}
+    assert recorded["training"] == {**every, "epochs": 2, "batch_size": 20, "learning_rate": 0.02, "network_seed": 0}
+    assert recorded["models"] == experiment(toy_data)["models"]
+    # a second run into the folder (--resume: the runner refuses a used folder otherwise) reuses
+    # every finished step (nothing is retrained or re-evaluated)
     before = (out / "vpf-6" / "model.npz").stat().st_mtime_ns
-    run_protocol(experiment(toy_data), out_dir=out)
+    run_protocol(experiment(toy_data), out_dir=out, resume=True)
     assert (out / "vpf-6" / "model.npz").stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(pd.read_csv(out / "reconstruction.csv"), recon)
 
@@ -105,19 +114,106 @@ def test_cli_evaluate(toy_data, tmp_path, capsys):
     assert rc == 2 and "--n-runs must be at least 1" in capsys.readouterr().err
     rc = main(["evaluate", str(tmp_path / "missing.npz"), "--ais"])
     assert rc == 2 and "no such model file" in capsys.readouterr().err
+    # sample quality needs a classifier, i.e. a labelled data set
+    rc = main(["evaluate", str(path), "--data", str(toy_data), "--samples"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "--samples needs --data mnist or fashion-mnist" in err and "toy.npz has no classifier" in err
+
+
+def test_experiment_training_options_come_from_the_declaration():
+    from vpf_spiking.protocols.experiments import training_defaults
+    from vpf_spiking.protocols.rbm_experiment import parse_rbm_models
+
+    cfg = ProtocolConfig({"kind": "rbm-experiment",
+                          "training": {"epochs": 2, "weight_decay": 0.0, "k": 3, "network_seed": 4},
+                          "models": [{"label": "V", "method": "vpf", "hidden": 3, "flow": "marginal", "flips": 5},
+                                     {"label": "P", "method": "pcd", "hidden": 3, "learning_rate": 0.01}]},
+                         source="e.toml")
+    defaults, seed = training_defaults(cfg, epochs=5)
+    assert seed == 4
+    assert defaults == {**{o.name: o.default for o in params.OPTIONS.values()}, "epochs": 2, "weight_decay": 0.0,
+                        "k": 3}
+    vpf, pcd = parse_rbm_models(cfg, defaults)
+    assert vpf["method"] == "vpf" and vpf["hidden"] == 3
+    assert vpf["trainer"] == {**params.trainer_kwargs(params.defaults("vpf"), "vpf"), "epochs": 2,
+                              "weight_decay": 0.0, "flow": "marginal", "flips": 5}
+    assert vpf["training"] == {"method": "vpf", **vpf["trainer"]}
+    assert pcd["trainer"]["k"] == 3 and pcd["trainer"]["learning_rate"] == 0.01 and "flow" not in pcd["trainer"]
+    # the kind's default epochs when [training] leaves them out
+    assert training_defaults(ProtocolConfig({}, source="e.toml"), epochs=5)[0]["epochs"] == 5
+    # a DBM experiment trains by VPF only: options of cd/pcd are unknown there
+    with pytest.raises(ConfigError, match=r"e\.toml: unknown key\(s\) \['k'\] in \[training\]"):
+        training_defaults(ProtocolConfig({"training": {"k": 2}}, source="e.toml"), epochs=10, methods=("vpf",))
+    with pytest.raises(ConfigError, match=r"e\.toml: training\.network_seed must be >= 0, got -1"):
+        training_defaults(ProtocolConfig({"training": {"network_seed": -1}}, source="e.toml"), epochs=10)
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory):
+    """One classifier cache for the whole test session: the classifier trains once per session."""
+    return tmp_path_factory.mktemp("classifiers")
+
+
+@pytest.mark.data
+def test_cli_evaluate_samples_on_real_mnist(shared_data_dir, classifier_cache, tmp_path, monkeypatch, capsys):
+    """vpf evaluate --samples: Parzen's confabulations scored by the MNIST classifier, printed and written."""
+    pytest.importorskip("sklearn")
+    from vpf_spiking.cli import main
+    from vpf_spiking.evaluation.sample_quality import SampleClassifier, sample_quality
+    from vpf_spiking.generation import confabulate
+    from vpf_spiking.protocols.inputs import load_data
+    from vpf_spiking.trainers import make_trainer
+
+    monkeypatch.setenv("VPF_CACHE_DIR", str(classifier_cache))
+    # the command's classifier, on the first 1,000 training images: a few seconds instead of the
+    # full set's minute or two (the scores are the same functions either way)
+    full = SampleClassifier.from_dataset.__func__
+    monkeypatch.setattr(SampleClassifier, "from_dataset", classmethod(
+        lambda cls, name, data_dir=None, **kw: full(cls, name, data_dir=data_dir, n_train=1000, **kw)))
+    ds = {"dataset": "mnist", "data_dir": str(shared_data_dir), "validation": 1000, "n_train": None, "n_test": 300}
+    data = load_data(ds)
+    model = BoltzmannMachine([784, 16], seed=0)
+    make_trainer("vpf", epochs=1, progress=False).fit(model, data["train"][:1000])
+    path = model.save(tmp_path / "m.npz")
+
+    rc = main(["evaluate", str(path), "--data", "mnist", "--data-dir", str(shared_data_dir), "--n-test", "300",
+               "--parzen", "--samples", "--n-samples", "100", "--sample-steps", "3", "--out", str(tmp_path / "ev")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Parzen log-likelihood" in out and "sample quality: blank" in out and "Frechet distance" in out
+    row = pd.read_csv(tmp_path / "ev" / "sample_quality.csv").iloc[0]
+    assert (tmp_path / "ev" / "sample_quality.md").is_file()
+    assert row["n_samples"] == 100 and row["steps"] == 3 and row["prior"] == "p" and row["n_reference"] == 300
+    assert "samples" in (tmp_path / "ev" / "timings.json").read_text()
+    assert list(classifier_cache.glob("*.joblib")), "the classifier is cached under $VPF_CACHE_DIR"
+    # the same numbers as the library: P prior from the training split, reference = the test images
+    samples = confabulate(model, 100, prior="p", steps=3, rng=0, data=data["train"])
+    want = sample_quality(samples, SampleClassifier.from_dataset("mnist", data_dir=str(shared_data_dir)),
+                          reference=data["test"])
+    for key, value in want.items():
+        assert row[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    assert 0 <= row["blank"] <= 1 and 0 <= row["confident"] <= 1 and 0 <= row["classes"] <= 10
 
 
 @pytest.mark.parametrize("kind,models,match", [
     ("rbm-experiment", [], "needs \\[\\[models\\]\\] entries"),
     ("rbm-experiment", [{"label": "a", "method": "vpf"}], "missing hidden"),
-    ("rbm-experiment", [{"label": "a", "method": "vpf", "hidden": 4, "k": 2}], "k applies to cd/pcd"),
-    ("rbm-experiment", [{"label": "a", "method": "gibbs", "hidden": 4}], "gibbs"),
+    ("rbm-experiment", [{"label": "a", "method": "vpf", "hidden": 4, "k": 2}],
+     r"models\[0\]\.k applies to method cd or pcd, not vpf"),
+    ("rbm-experiment", [{"label": "a", "method": "gibbs", "hidden": 4}],
+     r"models\[0\]\.method must be one of vpf, cd, pcd, got 'gibbs'"),
+    ("rbm-experiment", [{"label": "a", "method": "vpf", "hidden": 4, "flow": "sideways"}],
+     r"models\[0\]\.flow must be one of joint, rao-blackwell, marginal, got 'sideways'"),
+    ("rbm-experiment", [{"label": "a", "method": "cd", "hidden": 4, "flow": "marginal"}],
+     r"models\[0\]\.flow applies to method vpf, not cd"),
     ("rbm-experiment", [{"label": "a", "method": "cd", "hidden": 4, "epochs": 0}], "epochs"),
     ("rbm-experiment", [{"label": "a", "method": "cd", "hidden": 4, "colour": 1}], "colour"),
     ("dbm-experiment", ["a"], "must be a table"),
     ("dbm-experiment", [{"label": "a"}], "missing network"),
     ("dbm-experiment", [{"label": "a", "network": "x.toml"}, {"label": "a", "network": "y.toml"}], "unique"),
     ("dbm-experiment", [{"label": "a", "network": "x.toml", "method": "cd"}], "method"),
+    ("dbm-experiment", [{"label": "a", "network": "x.toml", "k": 2}], r"unknown key\(s\) \['k'\] in models\[0\]"),
 ])
 def test_model_entries_of_both_experiment_kinds_are_checked(kind, models, match, toy_data, tmp_path):
     cfg = {"kind": kind, "data": {"dataset": str(toy_data)}, "models": models}

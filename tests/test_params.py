@@ -1,21 +1,26 @@
-"""Trainer options declared once: defaults, protocol validation, the argparse round trip, messages."""
+"""Trainer options declared once: defaults, protocol validation, the argparse round trip, messages.
+
+The declaration and its checks live in :mod:`vpf_spiking.trainers.params`; the flags built from it
+in :mod:`vpf_spiking.cli.options` (argparse code stays in the CLI package).
+"""
 
 import argparse
 
 import pytest
 
+from vpf_spiking.cli import options
 from vpf_spiking.errors import ConfigError
 from vpf_spiking.trainers import CDTrainer, VPFTrainer, make_trainer, params
 
 
 def parser(methods=params.METHODS, **kw):
     p = argparse.ArgumentParser(prog="vpf train", exit_on_error=False)
-    params.add_arguments(p.add_argument_group("training"), methods, **kw)
+    options.add_arguments(p.add_argument_group("training"), methods, **kw)
     return p
 
 
 def from_cli(argv, methods=params.METHODS, **kw):
-    return params.from_args(parser(methods).parse_args(argv), methods, **kw)
+    return options.from_args(parser(methods).parse_args(argv), methods, **kw)
 
 
 # ---------------------------------------------------------------------------- defaults
@@ -115,8 +120,8 @@ def test_argparse_round_trip_gives_every_option():
 
 def test_given_args_tells_flags_from_defaults():
     args = parser().parse_args(["--k", "2", "--no-progress"])
-    assert params.given_args(args) == {"k": 2, "progress": False}
-    spiking_refuses = [n for n in params.given_args(args) if not params.OPTIONS[n].spiking]
+    assert options.given_args(args) == {"k": 2, "progress": False}
+    spiking_refuses = [n for n in options.given_args(args) if not params.OPTIONS[n].spiking]
     assert spiking_refuses == ["k"]
 
 
@@ -139,7 +144,7 @@ def test_add_arguments_subsets_and_help():
     text = p.format_help()
     assert "--epochs" in text and "(default: 5)" in text and "--lr" in text and "--k" not in text
     assert "--method" not in text
-    got = params.from_args(p.parse_args([]), ("vpf",), defaults={"epochs": 5})
+    got = options.from_args(p.parse_args([]), ("vpf",), defaults={"epochs": 5})
     assert got["method"] == "vpf" and got["epochs"] == 5
     full = parser().format_help()
     assert "cd/pcd: Gibbs steps per update (default: 1)" in full
@@ -155,8 +160,34 @@ def test_option_constraint_words():
 
 
 def test_argument_specs_are_plain_data():
-    specs = dict((flags[0], kw) for flags, kw in params.argument_specs(("cd", "pcd")))
+    specs = dict((flags[0], kw) for flags, kw in options.argument_specs(("cd", "pcd")))
     assert specs["--k"] == {"dest": "k", "default": None, "type": int, "metavar": None,
                             "help": "Gibbs steps per update (default: 1)"}
     assert "--e-step-sweeps" not in specs and specs["--no-progress"]["action"] == "store_false"
     assert specs["--method"]["metavar"] == "cd|pcd"
+
+
+def test_new_options_appear_as_flags_and_keys():
+    # flow and flips are declared once; the flag and the [training] key follow
+    got = from_cli(["--flow", "rao-blackwell", "--flips", "0"])
+    assert got["flow"] == "rao-blackwell" and got["flips"] == 0
+    assert params.validate({"flow": "MARGINAL", "flips": 8}, "p.toml")["flow"] == "marginal"
+    with pytest.raises(ConfigError, match=r"^--flow must be one of joint, rao-blackwell, marginal, got 'x'$"):
+        from_cli(["--flow", "x"])
+    with pytest.raises(ConfigError, match=r"^--flow applies to --method vpf, not cd$"):
+        from_cli(["--method", "cd", "--flow", "joint"])
+    with pytest.raises(ConfigError, match=r"^p\.toml: training\.flips must be >= 0, got -2$"):
+        params.validate({"flips": -2}, "p.toml")
+
+
+def test_help_overrides_and_flag_names():
+    text = " ".join(parser(("vpf",), include=("seed",), helps={"seed": "seed of everything"}).format_help().split())
+    assert "seed of everything (default: 0)" in text
+    assert options.flag("learning_rate") == "--lr" and options.flag("progress") == "--no-progress"
+    assert options.flag("e_step_sweeps") == "--e-step-sweeps"
+
+
+def test_params_holds_no_command_line_code():
+    # argparse lives in vpf_spiking.cli (tests/test_architecture.py checks the imports too)
+    for name in ("argument_specs", "add_arguments", "from_args", "given_args"):
+        assert not hasattr(params, name), name

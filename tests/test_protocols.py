@@ -10,6 +10,7 @@ import pytest
 
 from vpf_spiking.errors import ConfigError
 from vpf_spiking.model import BoltzmannMachine
+from vpf_spiking.trainers import params
 from vpf_spiking.protocols import (
     KINDS, ProtocolConfig, apply_overrides, dump_toml, known_kinds, load_protocol, parse_train, run_protocol,
 )
@@ -86,6 +87,9 @@ def test_unknown_keys_are_refused_with_file_and_key(tmp_path):
     (("epochs = 3", "epochs = 'three'"), r"training\.epochs must be an integer"),
     (("learning_rate = 0.01", "learning_rate = -1.0"), r"learning_rate must be positive"),
     (("method = \"vpf\"", "method = \"vpf\"\nk = 3"), r"training\.k .* not vpf"),
+    (("seed = 1", "seed = 1\nflow = \"sideways\""),
+     r"p\.toml: training\.flow must be one of joint, rao-blackwell, marginal, got 'sideways'"),
+    (("method = \"vpf\"", "method = \"cd\"\nflips = 8"), r"p\.toml: training\.flips applies to method vpf, not cd"),
     (("[network]\nname = \"rbm-toy\"", "[network]\nname = \"rbm-toy\"\npath = \"x.toml\""), r"exactly one of"),
     (("dataset = ", "datasett = "), r"unknown key\(s\) \['datasett'\] in \[data\]"),
 ])
@@ -93,6 +97,17 @@ def test_bad_train_settings(tmp_path, edit, message):
     p = write(tmp_path / "p.toml", TOY.format(data="x.npy").replace(*edit))
     with pytest.raises(ConfigError, match=message):
         parse_train(load_protocol(p))
+
+
+def test_training_table_is_the_declaration(tmp_path):
+    # every trainer option is a [training] key (flow and flips included), defaults filled in
+    p = write(tmp_path / "p.toml", TOY.format(data="x.npy").replace("seed = 1", "seed = 1\nflow = \"marginal\"\nflips = 8"))
+    s = parse_train(load_protocol(p))
+    assert s["training"] == {**params.defaults("vpf"), "epochs": 3, "batch_size": 25, "learning_rate": 0.01,
+                             "seed": 1, "progress": False, "flow": "marginal", "flips": 8}
+    assert s["method"] == "vpf" and s["trainer"] == params.trainer_kwargs(s["training"], "vpf")
+    bare = write(tmp_path / "bare.toml", "kind = 'train'\n[network]\nname = 'rbm-toy'\n[data]\ndataset = 'x.npy'\n")
+    assert parse_train(load_protocol(bare))["training"] == params.defaults("vpf")
 
 
 def test_overrides_are_typed_and_validated():
@@ -190,6 +205,32 @@ def test_train_kind_end_to_end_and_resume(tmp_path):
     assert len(csv2) == 5
     pd.testing.assert_frame_equal(csv2.iloc[:3].reset_index(drop=True), csv.reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_train_kind_records_every_setting(tmp_path):
+    from vpf_spiking.protocols.train import record_settings
+
+    data = toy_data(tmp_path / "toy.npy", n=60)
+    p = write(tmp_path / "toy.toml", TOY.format(data=data.as_posix()).replace("epochs = 3", "epochs = 1"))
+    out = tmp_path / "run"
+    run_protocol(p, out_dir=out, overrides=["training.batch_size=20"])
+    text = (out / "protocol.toml").read_text()
+    assert text.startswith("#") and "# overrides: training.batch_size=20" in text  # the runner's header, kept
+    recorded = tomllib.loads(text)
+    want = {**params.defaults("vpf"), "epochs": 1, "batch_size": 20, "learning_rate": 0.01, "seed": 1,
+            "progress": False}
+    assert recorded["training"] == want
+    assert recorded["data"] == {"dataset": data.as_posix(), "validation": 50}
+    # the record is itself a protocol that runs the same training (and is recorded unchanged)
+    run_protocol(out / "protocol.toml", out_dir=tmp_path / "again")
+    assert tomllib.loads((tmp_path / "again" / "protocol.toml").read_text())["training"] == want
+    # a protocol.toml that is not the record of this run is left alone
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "protocol.toml").write_text("kind = 'other'\n")
+    config = load_protocol(p)
+    assert not record_settings(config, foreign, training=want)
+    assert (foreign / "protocol.toml").read_text() == "kind = 'other'\n"
 
 
 def test_data_width_must_match_network(tmp_path):

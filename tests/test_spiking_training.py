@@ -78,8 +78,9 @@ def test_spiking_training_reaches_batch_log_likelihood():
     # the event-count noise of each update (relative size ~ 1/sqrt(events)) small
     eta, learn_ms = 0.005, 40.0
     m = init.copy()
+    # zero visible biases at the start, as online_vpf keeps them (like with like)
     hist = SpikingTrainer(eta=eta, learn_ms=learn_ms, chunk=CHUNK, device="cpp_standalone",
-                          progress=False).fit(m, x)
+                          progress=False, visible_bias_init="zero").fit(m, x)
     assert len(hist) == len(x) // CHUNK
     lr = eta * m.temperature * learn_ms / m.tau_ms
     mb = online_vpf(init.copy(), x, learning_rate=lr, seed=1)
@@ -112,18 +113,89 @@ def test_checkpoint_resume_after_interrupt(tmp_path):
         tr.fit(BoltzmannMachine([9, 4], seed=0), toy_data(2 * CHUNK, 2), resume=True)
 
 
-def test_cli_trains_with_the_spiking_engine(tmp_path):
+def test_cli_trains_with_the_spiking_engine(tmp_path, capsys):
+    import pandas as pd
+
     from vpf_spiking.cli import main
+    from vpf_spiking.model import pixel_log_odds
 
     data = tmp_path / "toy.npy"
-    np.save(data, toy_data(CHUNK, 3).astype(np.float32))
+    x = toy_data(CHUNK + 50, 3)
+    np.save(data, x.astype(np.float32))
     out = tmp_path / "run"
     rc = main(["train", "rbm-toy", "--engine", "spiking", "--device", "cpp_standalone", "--data", str(data),
-               "--epochs", "1", "--chunk", str(CHUNK), "--eta", "0.03", "--out", str(out), "--no-progress"])
+               "--validation", "50", "--epochs", "2", "--chunk", str(CHUNK), "--eta", "0.03", "--out", str(out),
+               "--no-progress"])
     assert rc == 0
+    err = capsys.readouterr().err
+    # --epochs are passes over the data, and said so at the start
+    assert f"{2 * CHUNK} presentations = 2 epoch(s) x {CHUNK} examples" in err
     m = BoltzmannMachine.load(out / "model.npz")
     assert m.sizes == (9, 4)
     assert (out / "metrics.csv").exists() and (out / "checkpoint.npz").exists()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["examples"]) == [CHUNK, 2 * CHUNK]
+    # the learning signal on the held-out probe, per chunk, as the batch engine names it
+    for col in ("val_flow", "val_recon_error", "val_hidden_mean"):
+        assert np.all(np.isfinite(metrics[col])), col
+    assert metrics["val_flow"].iloc[-1] < metrics["val_flow"].iloc[0] * 1.5
+    # the visible biases started at the data's pixel log-odds, as in the batch trainers
+    start = pixel_log_odds(x[:CHUNK], 1.0)
+    assert np.corrcoef(m.b[0], start)[0, 1] > 0.5
+
+
+def _stop_on_run(monkeypatch, n):
+    """Make the n-th runtime run stop half-way, as one Ctrl-C does ("Simulation stop requested")."""
+    from brian2 import Network, get_device
+
+    from vpf_spiking.spiking.devices import RuntimeDevice
+
+    original, calls = RuntimeDevice.run, {"n": 0}
+
+    def run(self, net, duration, **kw):
+        calls["n"] += 1
+        if calls["n"] != n:
+            return original(self, net, duration, **kw)
+        original(self, net, duration / 2, **kw)
+        get_device()._last_run_completed_fraction = 0.5
+        Network._globally_stopped = True
+
+    monkeypatch.setattr(RuntimeDevice, "run", run)
+
+
+def test_a_stopped_chunk_is_discarded_and_resume_is_bit_identical(tmp_path, monkeypatch):
+    """A run cut short never reaches the model or the checkpoint; resuming ends where an
+    uninterrupted run ends, to the bit (state of the network included)."""
+    import pandas as pd
+
+    from vpf_spiking.spiking.network import SimulationInterrupted
+
+    x = toy_data(60, 4)
+
+    def trainer(ck):
+        return SpikingTrainer(eta=0.03, chunk=20, device="runtime", epochs=2, checkpoint=ck, checkpoint_every=5,
+                              progress=False, metrics_file=tmp_path / f"{ck.stem}.csv")
+
+    ref = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    after = {}
+    trainer(tmp_path / "ref.npz").fit(ref, x, callback=lambda e, p, m, row: after.setdefault((e, p), m.copy()))
+    m = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    ck = tmp_path / "ck.npz"
+    _stop_on_run(monkeypatch, 4)                    # the first chunk of the second epoch
+    with pytest.raises(SimulationInterrupted, match="stopped after 50.0 %"):
+        trainer(ck).fit(m, x)
+    monkeypatch.undo()
+    # the model and the checkpoint are those after the last complete chunk (end of epoch 1)
+    for key, v in after[(0, 60)].parameters().items():
+        assert np.array_equal(m.parameters()[key], v), key
+    assert len(pd.read_csv(tmp_path / "ck.csv")) == 3
+    with np.load(ck) as f:
+        assert np.array_equal(f["model.W1"], after[(0, 60)].W[1])
+    m2 = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    hist = trainer(ck).fit(m2, x, resume=True)
+    assert list(hist["examples"]) == [20, 40, 60, 80, 100, 120]
+    for key, v in ref.parameters().items():
+        assert np.array_equal(m2.parameters()[key], v), key
 
 
 def test_training_refuses_bad_input():
@@ -152,6 +224,9 @@ def test_protocol_kind_is_known_and_checked():
     shipped = Path(__file__).resolve().parent.parent / "protocols" / "spiking-rbm-mnist.toml"
     s = parse_spiking_train(load_protocol(shipped))
     assert s["network"] == "rbm-500" and s["trainer"]["device"] == "cpp_standalone"
+    dbm = parse_spiking_train(load_protocol(shipped.with_name("spiking-dbm-mnist.toml")))
+    assert dbm["network"] == "dbm-500-1000-intra" and dbm["validation"] == 1000
+    assert dbm["trainer"]["device"] == "cpp_standalone" and dbm["trainer"]["epochs"] == 1
     bad = ProtocolConfig({"kind": "spiking-train", "network": {"name": "rbm-toy"}, "data": {"dataset": "x.npy"},
                           "spiking": {"eta": 0.01, "speed": 3}})
     with pytest.raises(ConfigError, match="speed"):
@@ -169,3 +244,57 @@ def test_spiking_protocol_refuses_data_of_the_wrong_width(tmp_path):
            "spiking": {"device": "runtime"}}
     with pytest.raises(ConfigError, match="5 values but network rbm-toy has 9 visible units"):
         run_protocol(cfg, out_dir=tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_runtime_device_exits_130_and_resume_is_bit_identical(tmp_path):
+    """One real SIGINT while Brian2 runs a chunk (it prints "Simulation stop requested" and returns
+    early): exit 130, the truncated chunk is neither learned from nor checkpointed, and --resume
+    ends bit-identical to an uninterrupted run.  (About a minute: three processes on runtime.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    data = tmp_path / "toy.npy"
+    np.save(data, toy_data(300, 6).astype(np.float32))
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "vpf_spiking.cli", "train", "rbm-toy", "--engine", "spiking", "--device",
+                "runtime", "--data", str(data), "--epochs", "1", "--chunk", "100", "--eta", "0.03",
+                "--learn-ms", "40", "--out", str(out), "--no-progress", *extra]
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    metrics = out / "metrics.csv"
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(pd.read_csv(metrics)) == 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(1.0)                                  # well inside the second chunk's run (~5 s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Simulation stop requested" in err and "the unfinished chunk was discarded" in err, err
+    assert "Traceback" not in err, err
+    assert len(pd.read_csv(metrics)) == 1
+    with np.load(out / "checkpoint.npz") as f:
+        import json
+
+        assert json.loads(str(f["meta"]))["pos"] == 100
+    assert not (out / "model.npz").exists()
+    done = subprocess.run(command(out, "--resume"), capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ref = tmp_path / "ref"
+    full = subprocess.run(command(ref), capture_output=True, text=True, env=env, timeout=300)
+    assert full.returncode == 0, full.stderr
+    a, b = BoltzmannMachine.load(out / "model.npz"), BoltzmannMachine.load(ref / "model.npz")
+    for key, v in b.parameters().items():
+        assert np.array_equal(a.parameters()[key], v), key
+    assert list(pd.read_csv(out / "metrics.csv")["examples"]) == [100, 200, 300]

@@ -384,3 +384,34 @@ def test_full_protocol_on_cpp_standalone(rule):
         assert np.all(np.abs(t.dw_mean[off]) < 0.005 * 80.0), t
     z = (t.dw_mean - t.dw_expected_discrete) / t.dw_sem.where(t.dw_sem > 0)
     assert np.all(np.abs(z.fillna(0)) < 3.5), t
+
+
+@pytest.mark.parametrize("how", ["fraction", "killed"])
+def test_an_interrupted_protocol_writes_nothing(tmp_path, monkeypatch, how):
+    """One Ctrl-C stops Brian2's run early ("Simulation stop requested") or kills a standalone
+    binary: the simulation raises a KeyboardInterrupt instead of returning a partial curve, and
+    the CLI writes no CSV. (The device's run is replaced, so nothing is compiled.)"""
+    import brian2
+
+    from vpf_spiking.cli import main
+    from vpf_spiking.spiking import devices
+    from vpf_spiking.spiking.network import SimulationInterrupted
+
+    def stopped_run(self, script, **kw):
+        if how == "killed":
+            brian2.Network._globally_stopped = True
+            raise RuntimeError("Project run failed")
+        brian2.get_device()._last_run_completed_fraction = 0.4
+        return {}
+
+    from brian2.utils.logger import catch_logs
+
+    monkeypatch.setattr(devices.RuntimeDevice, "run_once", stopped_run)
+    with catch_logs():  # the never-run groups would be reported as unused objects
+        with pytest.raises(SimulationInterrupted):
+            simulate(PairingProtocol(device="runtime", **SMALL), progress=False)
+        assert brian2.Network._globally_stopped is False  # a stale stop would cut the next run short
+        out = tmp_path / "stdp.csv"
+        assert main(["stdp", "--device", "runtime", "--synapses", "10", "--pairings", "2", "--dt-step", "50",
+                     "--out", str(out), "--no-progress"]) == 130
+    assert not out.exists()

@@ -574,3 +574,100 @@ def test_resume_ignores_settings_that_do_not_change_the_result(tmp_path):
     make_trainer("vpf", epochs=2, batch_size=32, seed=3, checkpoint=ck, visible_bias_init="zero",
                  progress=True).fit(m, x, resume=True)
     assert params_equal(m, straight)
+
+
+# ---------------------------------------------------------------------------- lean update (issue 16)
+def _textbook_float32_step(kind, p, g, state, t, lr=0.01, wd=0.1, mom=0.5):
+    """The optimisers' arithmetic as plain numpy expressions (temporaries and all), in place on ``p``."""
+    f = np.float32
+    g = g + f(wd) * p
+    if kind == "sgd":
+        state["u"] = f(mom) * state["u"] + g
+        p -= state["u"] * f(lr)
+        return
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    scale = f(lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * (1 - b1) / np.sqrt(1 - b2))
+    eps_t = f(eps * np.sqrt(1 - b2 ** t) / np.sqrt(1 - b2))
+    state["M"] = f(b1) * state["M"] + g
+    state["V"] = f(b2) * state["V"] + g * g
+    p -= state["M"] / (np.sqrt(state["V"]) + eps_t) * scale
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_in_place_update_is_bit_for_bit_the_numpy_expression(kind, monkeypatch):
+    monkeypatch.setenv("VPF_THREADS", "2")
+    rng = np.random.default_rng(6)
+    p = rng.normal(size=(700, 300)).astype(np.float32)  # several chunks
+    ref = p.copy()
+    state = {"u": np.zeros_like(p), "M": np.zeros_like(p), "V": np.zeros_like(p)}
+    opt = make_optimizer(kind, 0.01, weight_decay=0.1, momentum=0.5 if kind == "sgd" else 0.0)
+    for t in range(1, 5):
+        g = rng.normal(size=p.shape).astype(np.float32)
+        _textbook_float32_step(kind, ref, g, state, t)
+        opt.step({"W1": p}, {"W1": g.copy()})
+        assert np.array_equal(p, ref), t
+
+
+def test_optimizer_step_allocates_no_parameter_sized_arrays(monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setenv("VPF_THREADS", "1")
+    rng = np.random.default_rng(7)
+    params = {"W1": rng.normal(size=(784, 500)).astype(np.float32), "b1": np.zeros(500, np.float32)}
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    for kind in ("adam", "sgd"):
+        opt = make_optimizer(kind, 1e-3, weight_decay=1e-4, momentum=0.5 if kind == "sgd" else 0.0)
+        opt.step(params, {k: v.copy() for k, v in grads.items()})  # state and scratch allocated here
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                for k in grads:
+                    grads[k][...] = 0.1
+                opt.step(params, grads)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 64 * 1024, (kind, peak)  # a chunk-sized temporary alone is 256 KiB
+
+
+def test_rbm_flow_step_is_three_gemms(monkeypatch):
+    from vpf_spiking.trainers import FlowWorkspace
+
+    m = BoltzmannMachine([20, 10], seed=0)
+    ws = FlowWorkspace(m, 8)
+    ws.y[0][...] = toy_data(8, 20)
+    calls = []
+    matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
+    ws.compute(m)
+    assert len(calls) == 3  # v W, h W^T and the stacked gradient [v; g_v]^T [g_h; h]
+
+
+@pytest.mark.parametrize("flow", ["joint", "rao-blackwell"])
+def test_minibatch_steps_allocate_no_arrays(flow, monkeypatch):
+    """After the first step (buffers, optimizer state) an epoch's minibatch step allocates nothing big."""
+    import tracemalloc
+
+    monkeypatch.setenv("VPF_THREADS", "1")
+    m = BoltzmannMachine([300, 250], seed=0)  # W has more elements than one chunk
+    x = toy_data(500, 300)
+    tr = VPFTrainer(1, batch_size=100, weight_decay=1e-4, flow=flow)
+    peaks = []
+
+    def minibatches(n, rng, bar, epoch, step, *args):  # the trainer's own step closure, watched
+        batches = tr._batches(n, rng)
+        step(batches[0])
+        tracemalloc.start()
+        try:
+            for idx in batches[1:]:
+                step(idx)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        return 0.0
+
+    monkeypatch.setattr(tr, "_minibatches", minibatches)
+    tr._run_epoch(m, x, np.random.default_rng(0), None, 1)
+    # one (100, 250) float32 temporary alone is 100 KB; numpy's broadcasting ufuncs (z += b) use a
+    # fixed internal buffer of 8192 elements (32 KB) whatever the array size
+    assert peaks and peaks[0] < 64 * 1024, peaks

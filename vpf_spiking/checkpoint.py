@@ -12,8 +12,10 @@ Entries (all plain arrays; ``np.load(path, allow_pickle=False)`` reads them):
 * ``optim.<key>``: the optimizer state (:meth:`vpf_spiking.trainers.optim.Optimizer.state_arrays`);
 * ``extra.<key>``: trainer state such as the persistent chains of PCD.
 
-Files are written through :func:`vpf_spiking.model.atomic_savez`, so a run killed while saving
-leaves the previous checkpoint intact.
+Files are written through :func:`vpf_spiking.io.atomic_savez`, so a run killed while saving
+leaves the previous checkpoint intact.  :func:`load_checkpoint` refuses a checkpoint whose
+parameters, optimizer state or trainer state hold NaN or inf, or whose last objective is not
+finite: such a state is not one to continue from (the trainers never write one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .model import BoltzmannMachine, atomic_savez, read_tagged_npz
+from .io import atomic_savez, read_tagged_npz
+from .model import BoltzmannMachine
 
 FORMAT_NAME = "vpf-spiking-checkpoint"
 FORMAT_VERSION = 1
@@ -122,9 +125,28 @@ def load_checkpoint(path) -> Checkpoint:
         raise ConfigError(f"{path}: {exc}") from None
     optimizer = {k[len("optim."):]: v for k, v in data.items() if k.startswith("optim.")}
     extra = {k[len("extra."):]: v for k, v in data.items() if k.startswith("extra.")}
+    for prefix, arrays in (("optim", optimizer), ("extra", extra)):
+        for k, a in arrays.items():
+            bad = non_finite(a)
+            if bad:
+                raise ConfigError(f"{path}: {prefix}.{k} holds {bad} non-finite value(s) (NaN or inf): the run it "
+                                  f"comes from diverged, so it cannot be resumed; train again without --resume, "
+                                  f"with a lower learning rate")
     history = [{k: (float("nan") if v is None else v) for k, v in row.items()} for row in meta.get("history", [])]
+    last = history[-1].get("objective") if history else None
+    if isinstance(last, (int, float)) and not math.isfinite(last):
+        raise ConfigError(f"{path}: the objective of epoch {history[-1].get('epoch', epoch)} is {last}: the run it "
+                          f"comes from diverged, so it cannot be resumed; train again without --resume")
     return Checkpoint(epoch=epoch, model=model, optimizer=optimizer, rng_state=meta["rng"],
                       trainer=meta.get("trainer", {}), data=meta.get("data", {}), history=history, extra=extra)
+
+
+def non_finite(a) -> int:
+    """The number of NaN or inf entries of a float array (0 for integer and other arrays)."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.complexfloating):
+        return 0
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
 def data_fingerprint(x: np.ndarray) -> dict:

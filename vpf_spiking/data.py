@@ -38,8 +38,12 @@ from .errors import ConfigError, DataError
 __all__ = [
     "DATASETS", "CHECKSUMS", "SPLITS", "SYSTEM_DIRS", "DOWNLOAD_TIMEOUT",
     "load_images", "load_labels", "split_validation", "load_user_data", "resolve_data",
-    "check_data", "download", "read_idx", "cache_dir",
+    "check_data", "download", "read_idx", "cache_dir", "has_split", "BINARIZE_HINT",
 ]
+
+#: How to turn greyscale rows into 0/1 explicitly, named in every "not binary" message.
+BINARIZE_HINT = ("to threshold values in [0, 1] at 0.5 pass --binarize (vpf train), data.binarize = true "
+                 "(protocols) or binarize=True (Python)")
 
 
 @dataclass(frozen=True)
@@ -557,7 +561,7 @@ def _check_user_matrix(x, label, binarize) -> np.ndarray:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise DataError(f"{label}: not binary (value {x[i, j]} at row {i}, column {j}); "
-                            "values must be 0 or 1 (threshold greyscale data, e.g. x > 0.5)")
+                            f"values must be 0 or 1; {BINARIZE_HINT}")
         return x.astype(np.float32)
     bad = (x < 0) | (x > 1)
     if bad.any():
@@ -569,7 +573,7 @@ def _check_user_matrix(x, label, binarize) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def resolve_data(spec, split="train", data_dir=None, binarize=True) -> np.ndarray:
+def resolve_data(spec, split="train", data_dir=None, binarize=None) -> np.ndarray:
     """Training or test matrix for a data name or a file.
 
     Parameters
@@ -578,15 +582,18 @@ def resolve_data(spec, split="train", data_dir=None, binarize=True) -> np.ndarra
         ``"mnist"``, ``"fashion-mnist"`` (see :func:`load_images`), or a ``.npy``/``.npz``
         file. A ``.npz`` may hold arrays named ``train`` and ``test``, chosen by ``split``;
         otherwise the file is the training data and asking for ``split="test"`` is an error.
-    binarize : bool
-        For data sets as in :func:`load_images`. For files: True thresholds values in [0, 1]
-        at ``> 0.5``, False keeps them as greyscale (values outside [0, 1] are refused).
+    binarize : None or bool
+        The one rule for non-binary data, as in :func:`load_user_data`.  For files: None
+        (default) refuses values other than 0 and 1, True thresholds values in [0, 1] at
+        ``> 0.5``, False keeps them as greyscale (values outside [0, 1] are refused).  For the
+        data sets, whose images are greyscale, None and True both mean the standard
+        thresholding of :func:`load_images` and False the greyscale images.
     """
     _check_split(split)
     if isinstance(spec, str):
         key = spec.strip().lower().replace("_", "-")
         if key in DATASETS:
-            return load_images(key, split, data_dir=data_dir, binarize=binarize)
+            return load_images(key, split, data_dir=data_dir, binarize=binarize is not False)
     elif not isinstance(spec, os.PathLike):
         raise DataError(f"data must be a data-set name or a file path, got {spec!r}")
     path = Path(spec).expanduser()
@@ -608,6 +615,15 @@ def resolve_data(spec, split="train", data_dir=None, binarize=True) -> np.ndarra
     if keys is not None and "train" not in keys and "test" in keys:
         raise DataError(f"{path}: has a 'test' array but no 'train' array")
     return load_user_data(path, binarize=binarize)
+
+
+def has_split(spec, split) -> bool:
+    """Whether ``spec`` (a data-set name or a file) holds a ``split`` array (data sets: both splits)."""
+    if isinstance(spec, str) and spec.strip().lower().replace("_", "-") in DATASETS:
+        return split in SPLITS
+    path = Path(spec).expanduser()
+    keys = _npz_keys(path) if path.is_file() else None
+    return split == "train" if keys is None else (split in keys or (split == "train" and "test" not in keys))
 
 
 def _npz_keys(path: Path):

@@ -13,7 +13,6 @@ write these arrays.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,9 @@ import numpy as np
 from scipy.special import expit
 
 from .errors import ModelError
+from .io import atomic_savez, read_tagged_npz  # noqa: F401  (re-exported: their old home)
 from .networks import NetworkSpec, load_network
+from .resources import require_memory
 
 FORMAT_NAME = "vpf-spiking-model"
 FORMAT_VERSION = 1
@@ -81,10 +82,18 @@ class BoltzmannMachine:
             raise ModelError(f"temperature must be a positive number, got {self.temperature}")
         if not (np.isfinite(self.tau_ms) and self.tau_ms > 0):
             raise ModelError(f"tau_ms must be a positive number, got {self.tau_ms}")
+        try:
+            ok_std = bool(np.isfinite(float(self.weight_std)) and float(self.weight_std) >= 0)
+        except (TypeError, ValueError):
+            ok_std = False
+        if not ok_std:
+            raise ModelError(f"weight_std must be a non-negative number, got {self.weight_std!r}")
         self.dtype = np.dtype(self.dtype)
         self.intra = _as_layer_list(self.intra, len(self.sizes), "intra")
         if len(self.sizes) == 1 and not self.intra[0]:
             raise ModelError("a single-layer model needs intra=True (otherwise it has no weights)")
+        if self.W is None or self.U is None or self.b is None:
+            self._check_memory()
         rng = np.random.default_rng(self.seed)
         n = self.sizes
         if self.W is None:
@@ -103,6 +112,12 @@ class BoltzmannMachine:
         if self.b is None:
             self.b = [np.zeros(k, dtype=self.dtype) for k in n]
         self.validate()
+
+    def _check_memory(self):
+        """Refuse (ModelError naming the size) a model whose new parameters do not fit in memory."""
+        require_memory(parameter_bytes(self.sizes, self.intra, self.dtype),
+                       f"a model with layers {' - '.join(str(n) for n in self.sizes)} ({self.dtype.name} parameters)",
+                       ModelError)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -372,9 +387,25 @@ class BoltzmannMachine:
         the name of a shipped one; ``seed`` (default: the definition's ``init.seed``) seeds the weights.
         """
         spec = network if isinstance(network, NetworkSpec) else load_network(network)
-        return cls(spec.sizes, intra=list(spec.intra), temperature=spec.temperature, tau_ms=spec.tau_ms,
-                   weight_std=spec.weight_std, seed=spec.seed if seed is None else seed, dtype=dtype,
-                   name=spec.name)
+        try:
+            return cls(spec.sizes, intra=list(spec.intra), temperature=spec.temperature, tau_ms=spec.tau_ms,
+                       weight_std=spec.weight_std, seed=spec.seed if seed is None else seed, dtype=dtype,
+                       name=spec.name)
+        except ModelError as exc:
+            raise ModelError(f"{spec.source or spec.name}: {exc}") from None
+
+
+def parameter_bytes(sizes, intra=False, dtype=np.float32) -> int:
+    """Bytes needed to create a model's parameters (weights, intra-layer weights, biases).
+
+    Counts the float64 draw of the largest weight matrix too (the initialisation makes one
+    before casting), so it is the peak of :class:`BoltzmannMachine` construction.
+    """
+    sizes = [int(n) for n in sizes]
+    intra = _as_layer_list(intra, len(sizes), "intra")
+    mats = [sizes[l - 1] * sizes[l] for l in range(1, len(sizes))] + [n * n for n, u in zip(sizes, intra) if u]
+    n = sum(mats) + sum(sizes)
+    return int(n * np.dtype(dtype).itemsize + 8 * max(mats, default=0))
 
 
 def _check_array(a, shape, name):
@@ -409,40 +440,3 @@ def pixel_log_odds(data, temperature=1.0, smoothing=1.0) -> np.ndarray:
         raise ModelError(f"smoothing must be positive (it keeps the log-odds finite), got {smoothing!r}")
     p = (data.sum(axis=0, dtype=np.float64) + smoothing) / (data.shape[0] + 2.0 * smoothing)
     return temperature * (np.log(p) - np.log1p(-p))
-
-
-def read_tagged_npz(path, format_name, what, error):
-    """All arrays of a pickle-free ``.npz`` whose ``format`` entry is ``format_name``.
-
-    Raises ``error`` naming the file for a missing, unreadable or foreign file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise error(f"{path}: no such {what} file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except Exception as exc:  # zipfile/ValueError/OSError: all mean "not our file"
-        raise error(f"{path}: not a readable {what} file (.npz: {exc})") from None
-    if "format" not in data or str(data["format"]) != format_name:
-        raise error(f"{path}: not a vpf-spiking {what} (missing or wrong 'format' entry)")
-    return data
-
-
-def atomic_savez(path, arrays: dict) -> Path:
-    """``np.savez`` through a temporary file and ``os.replace``: readers never see half a file."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path

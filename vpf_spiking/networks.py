@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .io import read_text
 from .resources import resolve_shipped
 
 _TOP_KEYS = {"name", "description", "layers", "neuron", "init"}
@@ -60,7 +61,7 @@ def resolve_network_path(path_or_name) -> Path:
 def load_network(path_or_name) -> NetworkSpec:
     path = resolve_network_path(path_or_name)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(read_text(path, "network"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     return parse_network(doc, source=str(path))

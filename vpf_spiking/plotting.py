@@ -1,7 +1,8 @@
 """Figures: image grids (filters, samples, reconstructions), training curves, histograms.
 
-Each figure is a standalone ``matplotlib.figure.Figure`` written to a PNG: no display is
-needed, and pyplot's global backend is left alone (so notebooks keep their inline figures).
+Each figure is a standalone ``matplotlib.figure.Figure`` written to a PNG (atomically; a file
+name not ending in ``.png`` is refused): no display is needed, and pyplot's global backend is
+left alone (so notebooks keep their inline figures).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .errors import DataError
+from .io import check_output_file, save_figure
 
 
 def image_grid(images, shape=(28, 28), ncols=10, pad=1, normalize="each") -> np.ndarray:
@@ -93,8 +95,7 @@ def plot_histogram(values, path, bins=50, xlabel="mean hidden activation", title
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as a PNG atomically (:func:`vpf_spiking.io.save_figure`; other suffixes are refused)."""
+    check_output_file(path)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -19,6 +19,27 @@ def formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+OVERWRITE_HELP = "replace the results of an earlier run in OUT (without it, and without --resume, such a folder is refused)"
+
+
+def add_overwrite_option(parser):
+    """``--overwrite`` (``args.overwrite``) on ``parser`` or an argument group of it."""
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
+
+def add_output_options(parser, out_help="output folder", resume=True):
+    """``--out DIR``, ``--resume`` (when the command can continue a run) and ``--overwrite``.
+
+    The run folder rules (see docs/guide.md, "Runs and files"): an existing folder holding an
+    earlier run's results is refused unless ``--resume`` continues it or ``--overwrite``
+    replaces it; pass both flags on to :func:`~vpf_spiking.protocols.run_protocol`.
+    """
+    parser.add_argument("--out", metavar="DIR", help=out_help)
+    if resume:
+        parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
+    add_overwrite_option(parser)
+
+
 def command_line(args) -> str:
     """The command as typed (``vpf ...``), for the run folder's ``command.txt``."""
     return shlex.join(["vpf"] + list(getattr(args, "_argv", sys.argv[1:])))

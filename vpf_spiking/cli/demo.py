@@ -6,12 +6,19 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..trainers.params import OPTIONS
 from .common import command_line, formatter, print_train_summary
+from .options import add_arguments, from_args
+
+#: The demo's own defaults of the trainer options it offers (the others: the declared ones).
+DEMO_DEFAULTS = {"epochs": 5}
+DEMO_OPTIONS = ("epochs", "learning_rate", "seed")
+HELPS = {"seed": "seed of the initial weights, of training and of the pictures"}
 
 DESCRIPTION = """\
 A short real run: a 784-100 RBM (networks/rbm-100.toml) trained by VPF (Adam, learning rate
-0.01) for 5 epochs on the first 10,000 MNIST training images (well under a minute on 2 cores),
-then pictures of what it learned.
+1e-3, weight decay 1e-4: the paper's settings) for 5 epochs on the first 10,000 MNIST training
+images (well under a minute on 2 cores), then pictures of what it learned.
 Writes into OUT (default runs/demo/): model.npz, metrics.csv, filters.png (the weights of the
 hidden units as 28x28 images) and samples.png (test images, their reconstructions, and
 confabulations: images generated from the model by Algorithm 3 of the paper).
@@ -26,16 +33,21 @@ def add_parser(subparsers):
                               description=DESCRIPTION, formatter_class=formatter)
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/")
-    p.add_argument("--epochs", type=int, default=5, help="epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3, the paper's)")
     p.add_argument("--n-train", type=int, default=10000, metavar="N", help="training images (default: 10000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in OUT")
+    # --epochs, --lr, --seed: declared in vpf_spiking.trainers.params, with the demo's defaults
+    add_arguments(p, ("vpf",), include=DEMO_OPTIONS, defaults=DEMO_DEFAULTS, helps=HELPS)
     p.set_defaults(func=run)
     return p
 
 
-def demo_config(epochs=5, n_train=10000, lr=1e-3, seed=0, data_dir=None):
-    """The ``train`` protocol that ``vpf demo`` runs (the same as protocols/demo.toml by default)."""
+def demo_config(epochs=DEMO_DEFAULTS["epochs"], n_train=10000, lr=OPTIONS["learning_rate"].default,
+                seed=OPTIONS["seed"].default, data_dir=None):
+    """The ``train`` protocol that ``vpf demo`` runs (the same as protocols/demo.toml by default).
+
+    The other trainer options are left at their defaults; the run folder's ``protocol.toml``
+    lists them all (the ``train`` kind records every setting it used).
+    """
     from ..protocols import ProtocolConfig
 
     data = {"dataset": "mnist", "n_train": n_train}
@@ -50,28 +62,25 @@ def demo_config(epochs=5, n_train=10000, lr=1e-3, seed=0, data_dir=None):
 
 
 def run(args):
-    if args.epochs < 1 or args.n_train < 1:
-        raise ConfigError("--epochs and --n-train must be at least 1")
-    if not args.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {args.lr}")
+    s = from_args(args, ("vpf",), defaults=DEMO_DEFAULTS)  # --epochs, --lr, --seed (--n-train: as data.n_train)
     from threadpoolctl import threadpool_limits
 
     from ..data import resolve_data
     from ..protocols import default_data_dir, run_protocol
 
     data_dir = default_data_dir(args.data_dir)
-    config = demo_config(args.epochs, args.n_train, args.lr, args.seed, data_dir)
+    config = demo_config(s["epochs"], args.n_train, s["learning_rate"], s["seed"], data_dir)
     out = Path(args.out)
-    print(f"vpf demo: training a 784-100 RBM by VPF, {args.epochs} epoch(s) on {args.n_train:,} MNIST images")
+    print(f"vpf demo: training a 784-100 RBM by VPF, {s['epochs']} epoch(s) on {args.n_train:,} MNIST images")
     # The demo's products are small (100 x 784 x 100); with other work on the cores, two BLAS
     # threads made its training ~8x slower and its Gibbs chains ~30x slower than one thread.
     with threadpool_limits(limits=1, user_api="blas"):
         t0 = time.perf_counter()
-        model, metrics = run_protocol(config, out_dir=out, command=command_line(args))
+        model, metrics = run_protocol(config, out_dir=out, overwrite=args.overwrite, command=command_line(args))
         t_train = time.perf_counter() - t0
         train = resolve_data("mnist", "train", data_dir=data_dir)[:args.n_train]
         test = resolve_data("mnist", "test", data_dir=data_dir)
-        pictures = demo_figures(model, train, test, out, seed=args.seed)
+        pictures = demo_figures(model, train, test, out, seed=s["seed"])
     print_train_summary(out, metrics, t_train)
     print("pictures: " + ", ".join(str(p) for p in pictures))
     print(f"next: vpf info {out / 'model.npz'}   |   vpf train --help   |   vpf run protocols/train-rbm-mnist.toml")

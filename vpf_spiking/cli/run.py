@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 from ..errors import ConfigError
-from .common import command_line, formatter, print_train_summary
+from .common import add_overwrite_option, command_line, formatter, print_train_summary
 
 DESCRIPTION = """\
 Run a protocol file: one reproducible experiment (training, evaluation, sampling, STDP, ...)
 described in TOML by 'kind = "..."' and that kind's tables.  Results go to OUT (default
 runs/<protocol name>/), with the effective protocol (protocol.toml) and command.txt beside them.
+A folder holding an earlier run's results is refused unless --resume or --overwrite.
 
 examples:
   vpf run protocols/demo.toml
@@ -26,6 +27,7 @@ def add_parser(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a protocol value, e.g. --set training.epochs=3 (repeatable; values are TOML)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT (kinds that support it)")
+    add_overwrite_option(p)
     p.add_argument("--list-kinds", action="store_true", help="list the protocol kinds that can run, and exit")
     p.set_defaults(func=run)
     return p
@@ -44,7 +46,8 @@ def run(args):
     out = output_dir(config, args.out)
     print(f"running protocol {args.protocol} (kind {config['kind']}) into {out}/")
     t0 = time.perf_counter()
-    result = run_protocol(config, out_dir=out, resume=args.resume, command=command_line(args))
+    result = run_protocol(config, out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                          command=command_line(args))
     if config["kind"] == "train" and isinstance(result, tuple):
         print_train_summary(out, result[1], time.perf_counter() - t0)
     else:

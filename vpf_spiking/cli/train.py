@@ -12,7 +12,13 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..spiking.devices import DEVICES
+from ..trainers.params import OPTIONS
 from .common import command_line, formatter, print_train_summary
+from .options import add_arguments, flag, from_args, given_args
+
+#: Help texts that say more than the declaration for this command.
+HELPS = {"seed": "seed of the initial weights ([network] seed) and of the trainer's random numbers "
+                 "(E-step samples, Gibbs chains, minibatch order)"}
 
 DESCRIPTION = """\
 Train a Boltzmann machine with VPF (variational probability flow), CD-k or PCD-k on the
@@ -38,22 +44,16 @@ def add_parser(subparsers):
     g.add_argument("--n-train", type=int, metavar="N", help="use only the first N training examples")
     g.add_argument("--validation", type=int, default=0, metavar="N",
                    help="hold out the last N training examples; adds validation columns to metrics.csv")
-    g = p.add_argument_group("training")
-    g.add_argument("--method", default="vpf", help="vpf, cd or pcd (default: vpf)")
-    g.add_argument("--epochs", type=int, default=10, help="passes over the training data (default: 10)")
-    g.add_argument("--batch-size", type=int, metavar="B", help="examples per update (default: the trainer's, 100)")
-    g.add_argument("--lr", "--learning-rate", dest="lr", type=float, help="learning rate (default: the trainer's)")
-    g.add_argument("--optimizer", help="adam or sgd (default: the trainer's)")
-    g.add_argument("--weight-decay", type=float, metavar="L", help="L2 penalty on the weights W and U, not biases (default: 1e-4, the paper's)")
-    g.add_argument("--k", type=int, help="Gibbs steps per update for cd/pcd (default: 1)")
-    g.add_argument("--e-step-sweeps", type=int, metavar="S", help="VPF: Gibbs sweeps of the E-step in layers with intra-layer weights")
-    g.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of training (default: 0)")
+    g.add_argument("--binarize", action="store_true",
+                   help="threshold a data FILE's values in [0, 1] at 0.5 (default: refuse values other than 0 and 1)")
+    # every trainer option, derived from vpf_spiking.trainers.params (flags, help, defaults, checks)
+    add_arguments(p.add_argument_group("training"), helps=HELPS)
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="output folder (default: runs/<network>-<method>)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    g.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUT")
     g.add_argument("--engine", choices=["batch", "spiking"], default="batch",
                    help="batch: numpy minibatches (default); spiking: the event-driven network")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("spiking engine (--engine spiking)")
     g.add_argument("--device", choices=DEVICES, default=None,
                    help="spiking engine: where Brian2 runs (default: cpp_standalone)")
@@ -68,78 +68,67 @@ def add_parser(subparsers):
     return p
 
 
-def _check_choice(value, choices, option):
-    if value is not None and value not in choices:
-        raise ConfigError(f"{option}: unknown value {value!r} (choose from {', '.join(choices)})")
-
-
-def _network_table(args) -> dict:
+def _network_table(args, seed) -> dict:
     # a file is recorded by its absolute path, so protocol.toml reruns from anywhere
     if Path(args.network).is_file():
-        return {"path": str(Path(args.network).resolve()), "seed": args.seed}
-    return {"name": args.network, "seed": args.seed}
+        return {"path": str(Path(args.network).resolve()), "seed": seed}
+    return {"name": args.network, "seed": seed}
 
 
 def _data_table(args) -> dict:
     data = {"dataset": str(args.data), "data_dir": args.data_dir, "n_train": args.n_train,
-            "validation": args.validation or None}
+            "validation": args.validation or None, "binarize": True if args.binarize else None}
     return {k: v for k, v in data.items() if v is not None}
 
 
 def train_config_from_args(args):
-    """The ``kind = "train"`` protocol equivalent to a ``vpf train`` command line."""
-    from ..protocols import METHODS, OPTIMIZERS, ProtocolConfig
+    """The ``kind = "train"`` protocol equivalent to a ``vpf train`` command line.
 
-    _check_choice(args.method, METHODS, "--method")
-    _check_choice(args.optimizer, OPTIMIZERS, "--optimizer")
-    if args.method == "vpf" and args.k is not None:
-        raise ConfigError("--k (Gibbs steps) applies to --method cd or pcd, not vpf")
-    if args.method != "vpf" and args.e_step_sweeps is not None:
-        raise ConfigError(f"--e-step-sweeps applies to --method vpf, not {args.method}")
-    for opt, v in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--k", args.k),
-                   ("--n-train", args.n_train), ("--e-step-sweeps", args.e_step_sweeps)):
-        if v is not None and v < 1:
-            raise ConfigError(f"{opt} must be at least 1, got {v}")
-    if args.lr is not None and not args.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay is not None and not args.weight_decay >= 0:
-        raise ConfigError(f"--weight-decay must be >= 0, got {args.weight_decay}")
-    if args.validation < 0:
-        raise ConfigError(f"--validation must be >= 0, got {args.validation}")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
-    training = {"method": args.method, "epochs": args.epochs, "seed": args.seed,
-                "batch_size": args.batch_size, "learning_rate": args.lr, "optimizer": args.optimizer,
-                "weight_decay": args.weight_decay, "k": args.k, "e_step_sweeps": args.e_step_sweeps}
-    if args.no_progress:
-        training["progress"] = False
+    Its ``[training]`` table holds every option of the method, defaults included (checked here
+    once, by :func:`~vpf_spiking.cli.options.from_args`, with the flag named in messages), so the
+    run folder's ``protocol.toml`` shows every setting of the run.
+    """
+    from ..protocols import ProtocolConfig
+
+    training = from_args(args)
     return ProtocolConfig({
         "kind": "train",
-        "name": f"{Path(args.network).stem}-{args.method}",
-        "network": _network_table(args),
+        "name": f"{Path(args.network).stem}-{training['method']}",
+        "network": _network_table(args, training["seed"]),
         "data": _data_table(args),
-        "training": {k: v for k, v in training.items() if v is not None},
+        "training": training,
     }, source="vpf train")
 
 
 def spiking_config_from_args(args):
-    """The ``kind = "spiking-train"`` protocol equivalent to ``vpf train ... --engine spiking``."""
+    """The ``kind = "spiking-train"`` protocol equivalent to ``vpf train ... --engine spiking``.
+
+    The trainer options the spiking engine reads (``Option.spiking``: epochs, the learning rate as
+    ``eta``, seed, progress) carry over; any other option given is refused.
+    """
     from ..protocols import ProtocolConfig
 
-    if args.method not in (None, "vpf"):
+    if args.method is not None and args.method.lower() != "vpf":
         raise ConfigError(f"--engine spiking trains by VPF only, not --method {args.method}")
-    for opt in ("batch_size", "optimizer", "weight_decay", "k", "e_step_sweeps"):
-        if getattr(args, opt) is not None:
-            raise ConfigError(f"--{opt.replace('_', '-')} applies to the batch engine, not --engine spiking")
-    spiking = {"epochs": args.epochs, "seed": args.seed, "eta": args.lr if args.eta is None else args.eta,
+    given = given_args(args)
+    batch_only = [n for n in given if not OPTIONS[n].spiking]
+    if batch_only:
+        verb = "applies" if len(batch_only) == 1 else "apply"
+        raise ConfigError(f"{', '.join(flag(n) for n in batch_only)} {verb} to the batch engine, "
+                          f"not --engine spiking")
+    s = from_args(args, ("vpf",))
+    eta = args.eta
+    if eta is None and "learning_rate" in given:
+        eta = s["learning_rate"]  # --lr stands for --eta
+    spiking = {"epochs": s["epochs"], "seed": s["seed"], "eta": eta,
                "device": args.device or "cpp_standalone", "rule": args.rule, "settle_ms": args.settle_ms,
                "learn_ms": args.learn_ms, "dt_ms": args.dt_ms, "chunk": args.chunk}
-    if args.no_progress:
+    if not s["progress"]:
         spiking["progress"] = False
     return ProtocolConfig({
         "kind": "spiking-train",
         "name": f"{Path(args.network).stem}-spiking",
-        "network": _network_table(args),
+        "network": _network_table(args, s["seed"]),
         "data": _data_table(args),
         "spiking": {k: v for k, v in spiking.items() if v is not None},
     }, source="vpf train --engine spiking")
@@ -152,7 +141,8 @@ def run(args):
     config = spiking_config_from_args(args) if spiking else train_config_from_args(args)
     out = output_dir(config, args.out)
     t0 = time.perf_counter()
-    model, metrics = run_protocol(config, out_dir=out, resume=args.resume, command=command_line(args))
+    model, metrics = run_protocol(config, out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                                  command=command_line(args))
     if spiking:
         print(f"trained in {time.perf_counter() - t0:.1f} s on {len(metrics)} chunks; "
               f"wrote {out / 'model.npz'}, {out / 'metrics.csv'}, {out / 'checkpoint.npz'}")

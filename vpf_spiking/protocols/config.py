@@ -7,15 +7,13 @@ the key, so a kind never has to word its own messages for typos, wrong types or 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 import tomllib
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError
+from ..io import dump_toml  # noqa: F401  (re-exported: protocols write TOML through it)
 
 #: Top-level keys every kind accepts besides its own tables.
 TOP_KEYS = frozenset({"kind", "name", "description", "sweep"})  # [sweep]: read by vpf sweep only
@@ -128,44 +126,4 @@ def apply_overrides(config: ProtocolConfig, overrides) -> ProtocolConfig:
 
 
 # ---------------------------------------------------------------------------- writing
-def dump_toml(doc: dict) -> str:
-    """Write a protocol dict (scalars, lists, nested tables, arrays of tables) as TOML."""
-    lines: list[str] = []
-
-    def scalar(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, np.integer)):
-            return str(int(v))
-        if isinstance(v, (float, np.floating)):
-            v = float(v)
-            if math.isnan(v):
-                return "nan"
-            if math.isinf(v):
-                return "inf" if v > 0 else "-inf"
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        return json.dumps(str(v))  # a JSON string is a valid TOML basic string
-
-    def key(k):
-        return k if re.fullmatch(r"[A-Za-z0-9_\-]+", k) else json.dumps(k)
-
-    def emit(d, prefix):
-        subs = []
-        for k, v in d.items():
-            if isinstance(v, dict):
-                subs.append((k, v, False))
-            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-                subs.append((k, v, True))
-            else:
-                lines.append(f"{key(k)} = {scalar(v)}")
-        for k, v, is_array in subs:
-            name = f"{prefix}{key(k)}"
-            for item in (v if is_array else [v]):
-                lines.append("")
-                lines.append(f"[[{name}]]" if is_array else f"[{name}]")
-                emit(item, name + ".")
-
-    emit(doc, "")
-    return "\n".join(lines).lstrip("\n") + "\n"
+# dump_toml lives in vpf_spiking.io (imported above) with the other writers; kept importable here.

@@ -30,8 +30,10 @@ from ..errors import ConfigError
 from .config import TOP_KEYS, check_keys, get_value, table
 from .experiments import parse_models, slug, training_defaults
 from .inputs import data_settings, load_data, square_shape
+from .train import record_settings
 
-MODEL_KEYS = frozenset({"label", "network", "epochs", "learning_rate"})
+#: The keys of a ``[[models]]`` entry besides the VPF trainer options (any of them overrides ``[training]``).
+MODEL_KEYS = frozenset({"label", "network"})
 CONFABULATION_KEYS = frozenset({"priors", "n_samples", "steps", "sweeps", "seed", "top_down"})
 PARZEN_KEYS = frozenset({"sigmas"})
 AIS_KEYS = frozenset({"n_betas", "n_runs", "schedule", "seed", "models", "mf_iterations", "explicit"})
@@ -41,7 +43,7 @@ def parse_dbm_models(config, defaults):
     """The ``[[models]]`` entries: label, network definition, trainer settings."""
     src = config.source
     return parse_models(config, defaults, MODEL_KEYS, ("label", "network"), "a dbm-experiment",
-                        lambda m, where, kw: {"network": get_value(m, "network", str, where, src)})
+                        lambda m, where: {"network": get_value(m, "network", str, where, src)}, methods=("vpf",))
 
 
 def run(config, out_dir: Path, resume=True):
@@ -61,8 +63,9 @@ def run(config, out_dir: Path, resume=True):
     check_keys(config, TOP_KEYS | {"data", "training", "models", "confabulation", "parzen", "ais"}, "the top level", src)
     out_dir = Path(out_dir)
     ds = data_settings(config)
-    defaults, net_seed = training_defaults(config, epochs=10, e_step_sweeps=True)
+    defaults, net_seed = training_defaults(config, epochs=10, methods=("vpf",))
     models = parse_dbm_models(config, defaults)
+    record_settings(config, out_dir, training={**defaults, "network_seed": net_seed})
     cf = table(config, "confabulation", CONFABULATION_KEYS, source=src)
     priors = cf.get("priors", ["r", "p"])
     if not isinstance(priors, list) or not priors or any(str(p).lower() not in PRIORS for p in priors):
@@ -118,7 +121,7 @@ def run(config, out_dir: Path, resume=True):
             row = pd.read_csv(f).iloc[0].to_dict()
             per_unit = [None] + [np.load(folder / f"h{l}_unit_mean.npy") for l in range(1, model.n_layers)]
         else:
-            row, per_unit = activation_summary(model, test, sweeps=defaults["e_step_sweeps"])
+            row, per_unit = activation_summary(model, test, sweeps=m["trainer"]["e_step_sweeps"])
             write_table(pd.DataFrame([row]), f.with_suffix(""))
             for l in range(1, model.n_layers):
                 np.save(folder / f"h{l}_unit_mean.npy", per_unit[l])
@@ -143,7 +146,7 @@ def run(config, out_dir: Path, resume=True):
                 continue
             print(f"[{m['label']}] confabulating {n_samples} samples, prior {prior.upper()}, K={steps}", flush=True)
             t0 = time.perf_counter()
-            probs = top_prior(model, prior, data=x, sweeps=defaults["e_step_sweeps"], rng=cseed)
+            probs = top_prior(model, prior, data=x, sweeps=m["trainer"]["e_step_sweeps"], rng=cseed)
             samples = confabulate(model, n_samples, prior=prior, prior_probs=probs, steps=steps, sweeps=sweeps,
                                   rng=cseed, chunk=5000, progress=True, top_down=top_down)
             t1 = time.perf_counter()

@@ -7,54 +7,61 @@ step whose table already exists, so an interrupted experiment continues where it
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .config import check_keys, get_value, table
+from ..trainers import params
+from .config import check_keys, get_value
 
-TRAINING_KEYS = frozenset({"epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "seed",
-                           "network_seed"})
+#: ``[training] network_seed``: the seed of every model's initial weights (not a trainer option).
+NETWORK_SEED = params.Option("network_seed", int, 0, "seed of the initial weights of every model", low=0,
+                             resume=False)
 
 
-def training_defaults(config, epochs, e_step_sweeps=False) -> tuple[dict, int]:
+def training_defaults(config, epochs, methods=params.METHODS) -> tuple[dict, int]:
     """The ``[training]`` table: (trainer settings every model starts from, network seed).
 
-    ``epochs`` is the kind's default; ``e_step_sweeps=True`` also accepts and reads that key.
+    Any trainer option of any of ``methods`` (:mod:`vpf_spiking.trainers.params`) may be given
+    and is checked there; the result holds every one of them, defaults filled in (``epochs``,
+    the kind's default, replaces the declared one).  No ``method`` key: each ``[[models]]``
+    entry names its own (or the kind has one).
     """
-    src = config.source
-    tr = table(config, "training", TRAINING_KEYS | ({"e_step_sweeps"} if e_step_sweeps else set()), source=src)
-    defaults = {"epochs": get_value(tr, "epochs", int, "training", src, default=epochs, minimum=1),
-                "batch_size": get_value(tr, "batch_size", int, "training", src, default=100, minimum=1),
-                "learning_rate": get_value(tr, "learning_rate", float, "training", src, default=1e-3),
-                "optimizer": get_value(tr, "optimizer", str, "training", src, default="adam"),
-                "weight_decay": get_value(tr, "weight_decay", float, "training", src, default=1e-4, minimum=0.0)}
-    if e_step_sweeps:
-        defaults["e_step_sweeps"] = get_value(tr, "e_step_sweeps", int, "training", src, default=1, minimum=1)
-    defaults["seed"] = get_value(tr, "seed", int, "training", src, default=0, minimum=0)
-    return defaults, get_value(tr, "network_seed", int, "training", src, default=0, minimum=0)
+    settings = params.validate(config.get("training", {}), config.source, methods=methods, method_key=False,
+                               defaults={"epochs": epochs}, extra=[NETWORK_SEED])
+    net_seed = settings.pop("network_seed")
+    return settings, net_seed
 
 
-def parse_models(config, defaults, keys, required, kind, entry):
+def parse_models(config, defaults, keys, required, kind, entry, methods=params.METHODS):
     """The ``[[models]]`` entries of an experiment protocol, checked.
 
-    Every entry has a unique ``label``, the ``required`` keys and optional ``epochs`` and
-    ``learning_rate`` that override ``defaults`` in its ``trainer`` settings; ``entry(m, where,
-    trainer)`` reads the kind's own keys and returns them as a dict.
+    Every entry has a unique ``label``, the ``required`` keys and the kind's own ``keys`` (with
+    ``method`` among them when an entry chooses its method; else every model uses the first of
+    ``methods``); any other key is a trainer option of the entry's method that overrides
+    ``defaults`` (the ``[training]`` settings) for that model.  The method and the options are
+    checked by :func:`vpf_spiking.trainers.params.validate`; ``entry(m, where)`` reads the kind's
+    other keys and returns them as a dict.  Each result holds the label, ``method``, those keys,
+    ``trainer`` (the keywords of ``make_trainer``) and ``training`` (the method and every setting).
     """
     src = config.source
     models = config.get("models")
     if not isinstance(models, list) or not models:
         raise ConfigError(f"{src}: {kind} needs [[models]] entries ({', '.join(required)})")
+    options = {o.name for o in params.OPTIONS.values() if set(o.methods) & set(methods)}
     out = []
     for i, m in enumerate(models):
         where = f"models[{i}]"
         if not isinstance(m, dict):
             raise ConfigError(f"{src}: {where} must be a table ([[models]]), got {m!r}")
-        check_keys(m, keys, where, src)
+        check_keys(m, set(keys) | options, where, src)
         missing = [k for k in required if not m.get(k)]
         if missing:
             raise ConfigError(f"{src}: {where} needs {', '.join(required)} (missing {', '.join(missing)})")
-        kw = dict(defaults)
-        kw["epochs"] = get_value(m, "epochs", int, where, src, default=kw["epochs"], minimum=1)
-        kw["learning_rate"] = get_value(m, "learning_rate", float, where, src, default=kw["learning_rate"])
-        out.append({"label": get_value(m, "label", str, where, src), **entry(m, where, kw), "trainer": kw})
+        method = m.get("method", methods[0]) if "method" in keys else methods[0]
+        given = {k: v for k, v in m.items() if k in options}
+        # the [training] values were checked already; only this entry's keys can fail here
+        training = params.validate({"method": method, **given}, src, where=where, methods=methods,
+                                   defaults={k: v for k, v in defaults.items() if k in params.OPTIONS})
+        out.append({"label": get_value(m, "label", str, where, src), "method": training["method"],
+                    **entry(m, where), "trainer": params.trainer_kwargs(training, training["method"]),
+                    "training": training})
     labels = [m["label"] for m in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{src}: model labels must be unique, got {labels}")

@@ -19,8 +19,8 @@ from ..errors import ConfigError
 from .config import ProtocolConfig, get_value, table
 
 NETWORK_KEYS = frozenset({"name", "path", "seed"})
-TRAINING_DATA_KEYS = frozenset({"dataset", "data_dir", "n_train", "validation"})
-EVALUATION_DATA_KEYS = frozenset({"dataset", "data_dir", "validation", "n_train", "n_test"})
+TRAINING_DATA_KEYS = frozenset({"dataset", "data_dir", "n_train", "validation", "binarize"})
+EVALUATION_DATA_KEYS = frozenset({"dataset", "data_dir", "validation", "n_train", "n_test", "binarize"})
 
 
 def default_data_dir(explicit=None):
@@ -61,14 +61,31 @@ def parse_network_and_data(config: ProtocolConfig) -> dict:
         "data_dir": get_value(data, "data_dir", str, "data", src),
         "n_train": get_value(data, "n_train", int, "data", src, minimum=1),
         "validation": get_value(data, "validation", int, "data", src, default=0, minimum=0),
+        "binarize": _binarize(data, src),
     }
 
 
+def _binarize(data: dict, src):
+    """``data.binarize``: true thresholds greyscale files at 0.5; absent: files must be 0/1 already."""
+    return True if get_value(data, "binarize", bool, "data", src, default=False) else None
+
+
 def load_training_data(settings: dict):
-    """(train, validation-or-None) float32 binary arrays for the ``[data]`` settings."""
+    """(train, validation-or-None) float32 binary arrays for the ``[data]`` settings.
+
+    A data file that also holds a ``test`` array has it checked too (same width, binary), so a
+    later evaluation does not fail on it after a long training run.
+    """
     from .. import data as data_mod
 
-    x = data_mod.resolve_data(settings["dataset"], "train", data_dir=default_data_dir(settings["data_dir"]))
+    dd = default_data_dir(settings["data_dir"])
+    binarize = settings.get("binarize")
+    x = data_mod.resolve_data(settings["dataset"], "train", data_dir=dd, binarize=binarize)
+    if settings["dataset"] not in data_mod.DATASETS and data_mod.has_split(settings["dataset"], "test"):
+        test = data_mod.resolve_data(settings["dataset"], "test", data_dir=dd, binarize=binarize)
+        if test.shape[1] != x.shape[1]:
+            raise ConfigError(f"{settings['dataset']}: the 'test' array has {test.shape[1]} columns but the "
+                              f"'train' array has {x.shape[1]}")
     n_valid = settings["validation"]
     valid = None
     if n_valid:
@@ -105,7 +122,8 @@ def data_settings(config) -> dict:
             "data_dir": get_value(d, "data_dir", str, "data", src),
             "validation": get_value(d, "validation", int, "data", src, default=1000, minimum=1),
             "n_train": get_value(d, "n_train", int, "data", src, minimum=1),
-            "n_test": get_value(d, "n_test", int, "data", src, minimum=1)}
+            "n_test": get_value(d, "n_test", int, "data", src, minimum=1),
+            "binarize": _binarize(d, src)}
 
 
 def load_data(ds: dict, greyscale=False) -> dict:
@@ -113,12 +131,13 @@ def load_data(ds: dict, greyscale=False) -> dict:
     from .. import data as data_mod
 
     dd = default_data_dir(ds["data_dir"])
+    binarize = ds.get("binarize")
     out = {}
-    x = data_mod.resolve_data(ds["dataset"], "train", data_dir=dd)
+    x = data_mod.resolve_data(ds["dataset"], "train", data_dir=dd, binarize=binarize)
     out["train"], out["valid"] = data_mod.split_validation(x, ds["validation"])
     if ds["n_train"]:
         out["train"] = out["train"][:ds["n_train"]]
-    out["test"] = data_mod.resolve_data(ds["dataset"], "test", data_dir=dd)[:ds["n_test"]]
+    out["test"] = data_mod.resolve_data(ds["dataset"], "test", data_dir=dd, binarize=binarize)[:ds["n_test"]]
     if greyscale:
         g = data_mod.resolve_data(ds["dataset"], "train", data_dir=dd, binarize=False)
         out["valid_grey"] = data_mod.split_validation(g, ds["validation"])[1]

@@ -5,12 +5,12 @@
     kind = "rbm-experiment"
     [data]
     dataset = "mnist"
-    [training]                 # defaults of every model
+    [training]                 # defaults of every model: any trainer option, and network_seed
     epochs = 5
     [[models]]
     label = "VPF"
-    method = "vpf"             # "vpf", "cd" or "pcd" (k = Gibbs steps for cd/pcd)
-    hidden = 500
+    method = "vpf"             # "vpf", "cd" or "pcd"
+    hidden = 500               # any trainer option of the method overrides [training] (k = 5, ...)
     [reconstruction]           # optional steps, tables as in their own kinds
     [parzen]
     [ais]
@@ -31,26 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
 from . import ais, parzen, reconstruction
 from .config import TOP_KEYS, check_keys, get_value, table
 from .experiments import parse_models, selected, slug, training_defaults
+from .train import record_settings
 from .inputs import data_settings, load_data, square_shape
 
-MODEL_KEYS = frozenset({"label", "method", "hidden", "k", "epochs", "learning_rate"})
+#: The keys of a ``[[models]]`` entry besides the trainer options (any of them overrides ``[training]``).
+MODEL_KEYS = frozenset({"label", "method", "hidden"})
 
 
 def parse_rbm_models(config, defaults):
-    """The ``[[models]]`` entries: label, method (k for cd/pcd), hidden units, trainer settings."""
+    """The ``[[models]]`` entries: label, method, hidden units, trainer settings (e.g. ``k`` for cd/pcd)."""
     src = config.source
 
-    def entry(m, where, kw):
-        method = get_value(m, "method", str, where, src, choices=("vpf", "cd", "pcd"))
-        if method != "vpf":
-            kw["k"] = get_value(m, "k", int, where, src, default=1, minimum=1)
-        elif "k" in m:
-            raise ConfigError(f"{src}: {where}.k applies to cd/pcd, not vpf")
-        return {"method": method, "hidden": get_value(m, "hidden", int, where, src, minimum=1)}
+    def entry(m, where):
+        return {"hidden": get_value(m, "hidden", int, where, src, minimum=1)}
 
     return parse_models(config, defaults, MODEL_KEYS, ("label", "method", "hidden"), "an rbm-experiment", entry)
 
@@ -72,6 +68,7 @@ def run(config, out_dir: Path, resume=True):
     ds = data_settings(config)
     defaults, net_seed = training_defaults(config, epochs=5)
     models = parse_rbm_models(config, defaults)
+    record_settings(config, out_dir, training={**defaults, "network_seed": net_seed})
     steps = [k for k in ("reconstruction", "parzen", "ais") if k in config]
     rs = reconstruction.settings(config) if "reconstruction" in config else None
     ps = parzen.settings(config) if "parzen" in config else None

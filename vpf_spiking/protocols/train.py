@@ -22,47 +22,61 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .config import TOP_KEYS, ProtocolConfig, check_keys, get_value, table
+from ..io import dump_toml, write_csv, write_toml
+from ..trainers import params
+from .config import TOP_KEYS, ProtocolConfig, check_keys
 from .inputs import load_model_and_data, parse_network_and_data
 
-TRAINING_KEYS = frozenset({"method", "epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "k",
-                           "e_step_sweeps", "seed", "progress"})
-METHODS = ("vpf", "cd", "pcd")
-OPTIMIZERS = ("adam", "sgd")
+METHODS = params.METHODS
+OPTIMIZERS = params.OPTIONS["optimizer"].choices
 
 
 def parse_train(config: ProtocolConfig) -> dict:
-    """Validate a ``kind = "train"`` protocol; return plain settings (network, data, trainer kwargs)."""
+    """Validate a ``kind = "train"`` protocol; return plain settings (network, data, trainer kwargs).
+
+    ``[training]`` is checked by :func:`vpf_spiking.trainers.params.validate` (every option of
+    the trainers, declared once there); ``"training"`` in the result holds the method and every
+    one of its options, defaults filled in, ``"trainer"`` the keywords of ``make_trainer``.
+    """
     src = config.source
     check_keys(config, TOP_KEYS | {"network", "data", "training"}, "the top level", src)
     common = parse_network_and_data(config)
-    tr = table(config, "training", TRAINING_KEYS, source=src)
-    method = get_value(tr, "method", str, "training", src, default="vpf", choices=METHODS)
-    kw = {
-        "epochs": get_value(tr, "epochs", int, "training", src, default=10, minimum=1),
-        "batch_size": get_value(tr, "batch_size", int, "training", src, minimum=1),
-        "learning_rate": get_value(tr, "learning_rate", float, "training", src),
-        "optimizer": get_value(tr, "optimizer", str, "training", src, choices=OPTIMIZERS),
-        "weight_decay": get_value(tr, "weight_decay", float, "training", src, minimum=0.0),
-        "seed": get_value(tr, "seed", int, "training", src, minimum=0),
-        "progress": get_value(tr, "progress", bool, "training", src),
-    }
-    if kw["learning_rate"] is not None and kw["learning_rate"] <= 0:
-        raise ConfigError(f"{src}: training.learning_rate must be positive, got {kw['learning_rate']}")
-    if method == "vpf":
-        if "k" in tr:
-            raise ConfigError(f"{src}: training.k (Gibbs steps) applies to method cd or pcd, not vpf")
-        kw["e_step_sweeps"] = get_value(tr, "e_step_sweeps", int, "training", src, minimum=1)
-    else:
-        if "e_step_sweeps" in tr:
-            raise ConfigError(f"{src}: training.e_step_sweeps applies to method vpf, not {method}")
-        kw["k"] = get_value(tr, "k", int, "training", src, minimum=1)
+    training = params.validate(config.get("training", {}), src)
     return {
         **common,
-        "method": method,
-        "trainer": {k: v for k, v in kw.items() if v is not None},
+        "method": training["method"],
+        "training": training,
+        "trainer": params.trainer_kwargs(training, training["method"]),
     }
+
+
+def record_settings(config: ProtocolConfig, out_dir, **tables) -> bool:
+    """Rewrite ``out_dir/protocol.toml`` with ``tables`` (e.g. ``training=`` every setting, defaults included).
+
+    The runner records the protocol as given; a kind calls this with the tables it filled in, so
+    the record lists every setting the run used.  The file is rewritten only when it is the
+    runner's record of ``config`` (its comment header kept) and a table differs; returns whether
+    it was rewritten.
+    """
+    import tomllib
+
+    path = Path(out_dir) / "protocol.toml"
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    n_header = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    try:
+        recorded = tomllib.loads("".join(lines[n_header:]))
+    except tomllib.TOMLDecodeError:
+        return False
+    if recorded != tomllib.loads(dump_toml(dict(config))):
+        return False  # not the record of this run: leave it alone
+    full = {**dict(config), **tables}
+    if all(dict(config).get(k) == v for k, v in tables.items()):
+        return False
+    write_toml(path, full, header="".join(lines[:n_header]))
+    return True
 
 
 def validation_metrics(model, x, rng) -> dict:
@@ -93,12 +107,14 @@ def run(config: ProtocolConfig, out_dir: Path, resume: bool = False):
 
     s = parse_train(config)
     out_dir = Path(out_dir)
+    record_settings(config, out_dir, training=s["training"])
     model, x, valid = load_model_and_data(s)
-    trainer = make_trainer(s["method"], checkpoint=out_dir / "checkpoint.npz", **s["trainer"])
+    trainer = make_trainer(s["method"], checkpoint=out_dir / "checkpoint.npz", metrics_csv=out_dir / "metrics.csv",
+                           **s["trainer"])
     callback = None
     if valid is not None:
         valid = valid[:1000]  # enough for a per-epoch curve, cheap next to an epoch
-        seed = s["trainer"].get("seed", 0)
+        seed = s["trainer"]["seed"]
 
         def callback(epoch, model, metrics):
             # own RNG per epoch: the trainer's stream (and so a resumed run) stays untouched
@@ -112,8 +128,4 @@ def run(config: ProtocolConfig, out_dir: Path, resume: bool = False):
 
 def write_metrics(metrics, path) -> Path:
     """Write a metrics DataFrame as CSV atomically (a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    metrics.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    return write_csv(metrics, path)

@@ -36,12 +36,23 @@ object and never branches on the name.  The life of a simulation:
 
 Only one standalone project can be active in a process (a Brian2 limitation); preparing a
 second one retires the first (:class:`StandaloneSession`).
+
+First runs: compiling takes minutes on a fresh install, so the user is told once, before it
+starts, ``compiling Brian2 code once (about N s)`` (on stderr).  At runtime that happens at the
+first real Cython compile of a process whose cache folder held no compiled module (a thin
+wrapper around Brian2's module loader, installed by :func:`setup_runtime`, tells a compile from
+a cache hit and times it); for a standalone device, when :meth:`StandaloneDevice.build` meets a
+project folder without a compiled binary.  ``N`` is the compile time last measured in such a
+cold start, kept per device in ``compile_times.json`` in :func:`cache_dir`
+(:func:`compile_estimate`), or, before any measurement, :data:`DEFAULT_COMPILE_S`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -52,16 +63,12 @@ from ..errors import ConfigError
 __all__ = [
     "DEVICES", "DEVICE_TABLE", "Device", "RuntimeDevice", "CppStandaloneDevice", "CudaStandaloneDevice",
     "StandaloneSession", "get_device", "check_device", "cache_dir", "setup_runtime", "build_standalone",
-    "patch_makefile", "curand_paths",
+    "patch_makefile", "curand_paths", "compile_estimate", "record_compile_time", "DEFAULT_COMPILE_S",
 ]
 
 
-def cache_dir() -> Path:
-    """``$VPF_SPIKING_CACHE`` or ``~/.cache/vpf-spiking/brian2``."""
-    root = os.environ.get("VPF_SPIKING_CACHE")
-    path = Path(root) if root else Path.home() / ".cache" / "vpf-spiking" / "brian2"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from .compile_cache import (COMPILE_TIMES_FILE, DEFAULT_COMPILE_S, _CythonCompiles,  # noqa: F401,E402
+                            announce_compile, cache_dir, compile_estimate, record_compile_time)
 
 
 class Device:
@@ -138,8 +145,11 @@ def setup_runtime(codegen: str | None = None) -> str:
     if codegen not in ("cython", "numpy"):
         raise ConfigError(f"unknown runtime code generation target {codegen!r}; use 'cython' or 'numpy'")
     prefs.codegen.target = codegen
-    prefs.codegen.runtime.cython.cache_dir = str(cache_dir() / "cython")
+    folder = cache_dir() / "cython"
+    prefs.codegen.runtime.cython.cache_dir = str(folder)
     prefs.codegen.runtime.cython.multiprocess_safe = True
+    if codegen == "cython":
+        _CythonCompiles.watch(folder)
     return codegen
 
 
@@ -264,6 +274,9 @@ class StandaloneDevice(Device):
 
         t = time.perf_counter()
         directory = Path(directory)
+        new_project = not self.compiled(directory)
+        if new_project:
+            announce_compile(self.name)
         directory.mkdir(parents=True, exist_ok=True)
         device.build(directory=str(directory), compile=False, run=False, with_output=False)
         self.patch_project(directory)
@@ -275,7 +288,14 @@ class StandaloneDevice(Device):
                               f"(see {directory}/make.log, if present)") from None
         self.compile_s = time.perf_counter() - t
         self._built = True
+        if new_project:
+            record_compile_time(self.name, self.compile_s)
         return self.compile_s
+
+    @staticmethod
+    def compiled(directory) -> bool:
+        """Whether ``directory`` holds a compiled project (its binary), so a build only updates it."""
+        return any((Path(directory) / name).is_file() for name in ("main", "main.exe"))
 
     def patch_project(self, directory) -> None:
         """Fix the generated project before it is compiled."""

@@ -13,6 +13,12 @@ then only reruns the binary.
 
 ``replicas=K`` simulates K independent copies of the model in the same groups (for sampling
 statistics); it is refused together with plasticity, since copies cannot share weights.
+
+``record_transitions=True`` adds an ``EventMonitor`` per layer on ``'flip'`` (real state changes):
+``RunResult.transitions`` (see :mod:`vpf_spiking.spiking.recording`).
+
+A run Brian2 stopped early (one Ctrl-C: "Simulation stop requested") raises
+:class:`SimulationInterrupted` (a ``KeyboardInterrupt``); nothing of it reaches the model.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from .equations import FREE, HOLD, control_array, markov_neurons, vpf_synapses
 MAX_RATE_DT = 0.2
 
 
+class SimulationInterrupted(KeyboardInterrupt):
+    """A Brian2 run stopped before its end (Ctrl-C: "Simulation stop requested"); its results are discarded."""
+
+
 @dataclass
 class RunResult:
     """What one :meth:`SpikingNetwork.run` returns."""
@@ -44,6 +54,8 @@ class RunResult:
     wall_s: float                   # seconds the simulation itself took
     samples: list = field(default=None)   # recorded states, per layer (times, replicas, n_l)
     sample_times_s: np.ndarray = field(default=None)
+    #: with record_transitions: per layer (t_s, index, new state); index = replica * n_l + neuron
+    transitions: list = field(default=None)
 
     @property
     def n_events(self) -> int:
@@ -80,6 +92,8 @@ class SpikingNetwork:
         Independent copies simulated side by side (sampling only).
     record_ms : float or None
         Record every neuron's state with this period (a StateMonitor), e.g. for sampling tests.
+    record_transitions : bool
+        Record every transition (an EventMonitor on ``'flip'`` per layer).
     seed : int or None
         Seed of the random streams (each run derives its own from it).
     codegen : "cython", "numpy" or None
@@ -90,7 +104,7 @@ class SpikingNetwork:
 
     def __init__(self, model, *, device="runtime", dt_ms=0.1, slot_ms=None, n_slots=1, duration_ms=None,
                  rule=None, eta=0.0, eta_b=0.0, replicas=1, record_ms=None, seed=0, codegen=None,
-                 directory=None):
+                 directory=None, record_transitions=False):
         self._device = dev.get_device(device)
         model.validate()
         self.model = model
@@ -122,6 +136,7 @@ class SpikingNetwork:
         self.duration_ms = self.slot_ms * self.n_slots
         self.eta, self.eta_b = float(eta), float(eta_b)
         self.record_ms = record_ms
+        self.record_transitions = bool(record_transitions)
         self.seed = seed
         self._runs = 0
         self._retired = False
@@ -140,12 +155,15 @@ class SpikingNetwork:
     # ------------------------------------------------------------------ construction
     def _structure_hash(self) -> str:
         m = self.model
-        key = json.dumps([m.sizes, m.intra, self.rule, self.replicas, self.dt_ms, self.slot_ms, self.n_slots,
-                          self.record_ms, m.temperature])
+        key = [m.sizes, m.intra, self.rule, self.replicas, self.dt_ms, self.slot_ms, self.n_slots,
+               self.record_ms, m.temperature]
+        if self.record_transitions:  # (kept out of the key otherwise: existing projects keep their hash)
+            key.append("transitions")
+        key = json.dumps(key)
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
     def _build(self):
-        from brian2 import Network, StateMonitor, defaultclock, ms
+        from brian2 import EventMonitor, Network, StateMonitor, defaultclock, ms
 
         m, K = self.model, self.replicas
         defaultclock.dt = self.dt_ms * ms
@@ -184,6 +202,11 @@ class SpikingNetwork:
             self.monitors = [StateMonitor(G, "y", record=True, dt=self.record_ms * ms, name=f"vpf_mon{l}")
                              for l, G in enumerate(self.groups)]
             objs += self.monitors
+        self.flip_monitors = []
+        if self.record_transitions:
+            self.flip_monitors = [EventMonitor(G, "flip", variables=["y"], name=f"vpf_flips{l}")
+                                  for l, G in enumerate(self.groups)]
+            objs += self.flip_monitors
         self.net = Network(*objs)
         # a standalone project records its one run here and reruns it with new values
         self._device.record(self.net, self.duration_ms * ms)
@@ -344,13 +367,32 @@ class SpikingNetwork:
             tas[self._mode_ta[l]] = modes[l]
             if self._topdown_ta[l] is not None:
                 tas[self._topdown_ta[l]] = tds[l]
-        from brian2 import ms
+        from brian2 import Network, get_device, ms
 
+        Network._globally_stopped = False  # a stale stop request must not cut this run short
         t0 = time.perf_counter()
-        self._device.run(self.net, self.duration_ms * ms, directory=self.directory, values=values, arrays=tas,
-                         seed=seed, restart=self.groups)
+        try:
+            self._device.run(self.net, self.duration_ms * ms, directory=self.directory, values=values,
+                             arrays=tas, seed=seed, restart=self.groups)
+        except RuntimeError:
+            # a standalone binary killed by the same Ctrl-C fails; that is the interrupt, not an error
+            if not Network._globally_stopped:
+                raise
+            self._check_complete(None)
         wall = time.perf_counter() - t0
+        self._check_complete(getattr(get_device(), "_last_run_completed_fraction", 1.0))
         return self._collect(wall)
+
+    def _check_complete(self, fraction):
+        """Raise :class:`SimulationInterrupted` when Brian2 stopped the run before its end."""
+        from brian2 import Network
+
+        short = fraction is None or fraction < 1.0 - 0.5 * self.dt_ms / self.duration_ms
+        if Network._globally_stopped or short:
+            Network._globally_stopped = False
+            done = "" if fraction is None else f" after {100 * fraction:.1f} % of it"
+            raise SimulationInterrupted(f"the simulation of {self.duration_ms:g} ms was stopped{done} "
+                                        "(Ctrl-C); its results were discarded")
 
     def _collect(self, wall) -> RunResult:
         m, K = self.model, self.replicas
@@ -360,6 +402,7 @@ class SpikingNetwork:
             state.append(read(G.y[:]).reshape(K, m.sizes[l]))
             events.append(read(G.nev[:]).reshape(K, m.sizes[l]))
             flips.append(read(G.nflip[:]).reshape(K, m.sizes[l]))
+        transitions = self._read_transitions(read) if self.flip_monitors else None
         if self.rule is not None or self.eta_b:
             self._pull()
         self.state = state
@@ -369,7 +412,18 @@ class SpikingNetwork:
             samples = [read(np.asarray(M.y[:]).T, last=n).reshape(-1, K, m.sizes[l])
                        for l, M in enumerate(self.monitors)]
             times = read(self.monitors[0].t[:] / 1.0, last=n)
-        return RunResult(state, events, flips, self.duration_ms / 1e3, wall, samples, times)
+        return RunResult(state, events, flips, self.duration_ms / 1e3, wall, samples, times, transitions)
+
+    def _read_transitions(self, read):
+        """This run's transitions per layer: (t_s from the run's start, index in the group, new state)."""
+        out = []
+        for G, M in zip(self.groups, self.flip_monitors):
+            # runtime monitors accumulate over runs and the clock goes on: keep t >= this run's t0
+            start = float(read(np.atleast_1d(G.t0[:] / 1.0))[0]) if len(M.t[:]) else 0.0
+            t = read(M.t[:] / 1.0) - start
+            keep = t > -0.5e-3 * self.dt_ms
+            out.append((t[keep], read(M.i[:])[keep].astype(np.int64), read(M.y[:])[keep].astype(np.int8)))
+        return out
 
     def _pull(self):
         """Copy the learned weights and biases back into the model (checked for finiteness)."""
@@ -409,13 +463,12 @@ class SpikingNetwork:
         import gc
 
         self.net = None
-        self.groups, self.synapses, self.monitors = [], {}, []
+        self.groups, self.synapses, self.monitors, self.flip_monitors = [], {}, [], []
         self._mode_ta, self._topdown_ta, self._learn_ta = [], [], None
         gc.collect()
 
     def synaptic_updates(self, result: RunResult) -> int:
-        """Synapse visits of a run: every flip visits all its synapses once, every learning event
-        once per plastic pathway; an upper bound when learning was off in some slots."""
+        """Synapse visits of a run (every flip visits its synapses, every learning event its plastic pathways)."""
         m = self.model
         fan = []  # synapses per neuron of each layer
         for l in range(m.n_layers):

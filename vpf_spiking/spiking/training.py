@@ -15,27 +15,38 @@ Per example the schedule has ``L`` settle windows (one per hidden layer) and one
    ``eta * T * learn_ms / tau`` (spec section 5).
 
 Examples are given to the network ``chunk`` at a time (one Brian2 run each, so cpp_standalone
-reuses its compiled binary); after each chunk the weights are checked and, every
-``checkpoint_every`` chunks, written with the position in the data to an atomic checkpoint from
-which :meth:`SpikingTrainer.fit` resumes.
+reuses its compiled binary); ``epochs`` passes over the data give ``epochs x examples``
+presentations.  After each chunk the weights are checked, the learning signal is measured on
+a fixed probe of images (K, the VPF objective at the bottom-up E-step state, and the
+reconstruction error, as the batch engine records them), the metrics file is rewritten
+atomically and, every ``checkpoint_every`` chunks, the parameters, the network's state and the
+position in the data go to an atomic checkpoint from which :meth:`SpikingTrainer.fit` resumes
+bit-identically.
+
+A chunk is all or nothing: a run Brian2 stopped early (Ctrl-C, "Simulation stop requested")
+raises :class:`~vpf_spiking.spiking.network.SimulationInterrupted`; the model is put back to the
+last complete chunk, which is what the checkpoint then holds, and the ``KeyboardInterrupt``
+goes on to the caller (``vpf`` exits 130).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ModelError
-from ..model import BoltzmannMachine, atomic_savez
+from ..errors import ConfigError, DataError, ModelError, TrainingDiverged
+from ..model import BoltzmannMachine, atomic_savez, pixel_log_odds
 from .equations import CLAMP0, FREE, HOLD
 from .network import SpikingNetwork
 
 CHECKPOINT_FORMAT = "vpf-spiking-spiking-checkpoint"
+PROBE_EXAMPLES = 1000  # images of the per-chunk learning signal (as the batch engine's probe)
+VISIBLE_BIAS_INITS = ("marginals", "zero")
 
 
 @dataclass
@@ -45,6 +56,7 @@ class SpikingTrainer:
     Parameters
     ----------
     epochs : int
+        Passes over the training data (``epochs x examples`` presentations, one at a time).
     eta : float
         Weight change per event (``dw = eta * y_i * (y_j+ - 1/2)``).
     eta_b : float or None
@@ -61,6 +73,11 @@ class SpikingTrainer:
     checkpoint_every : int
         Chunks between checkpoints.
     progress : bool
+    visible_bias_init : "marginals" or "zero"
+        At the start of a fresh fit, "marginals" sets all-zero visible biases to the pixel
+        log-odds of the data (:func:`vpf_spiking.model.pixel_log_odds`), as the batch trainers do.
+    metrics_file : path or None
+        CSV of the per-chunk metrics, rewritten atomically after every chunk.
     """
 
     epochs: int = 1
@@ -77,6 +94,8 @@ class SpikingTrainer:
     checkpoint_every: int = 10
     progress: bool = True
     codegen: str | None = None
+    visible_bias_init: str = "marginals"
+    metrics_file: object = None
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -87,6 +106,8 @@ class SpikingTrainer:
             self.eta_b = self.eta
         if self.eta_b < 0:
             raise ConfigError(f"eta_b must be >= 0, got {self.eta_b}")
+        if self.visible_bias_init not in VISIBLE_BIAS_INITS:
+            raise ConfigError(f"unknown visible_bias_init {self.visible_bias_init!r}; use 'marginals' or 'zero'")
         if self.rule not in ("symmetric", "asymmetric"):
             raise ConfigError(f"unknown rule {self.rule!r}; use 'symmetric' or 'asymmetric'")
         from .devices import check_device
@@ -139,30 +160,52 @@ class SpikingTrainer:
         return mode, learn, topdown
 
     # ------------------------------------------------------------------ training
-    def fit(self, model: BoltzmannMachine, x, resume=False, callback=None):
-        """Train ``model`` in place on binary examples ``x`` (n, n_visible); return per-chunk metrics."""
+    def describe(self, model, n) -> str:
+        """What a fit on ``n`` examples will do: epochs, presentations, chunks, simulated time."""
+        slot_ms, _, _, per = self.geometry(model)
+        chunks = math.ceil(n / self.chunk)
+        sim_s = self.epochs * chunks * self.chunk * per * slot_ms / 1e3
+        return (f"spiking training: {self.epochs * n} presentations = {self.epochs} epoch(s) x {n} examples, "
+                f"one online update each ({chunks} chunk(s) of {self.chunk} per epoch, {per * slot_ms:g} ms "
+                f"simulated per example, {sim_s:g} s in all)")
+
+    def fit(self, model: BoltzmannMachine, x, resume=False, callback=None, probe=None):
+        """Train ``model`` in place on binary examples ``x`` (n, n_visible); return per-chunk metrics.
+
+        ``probe``: held-out binary images for the per-chunk learning signal (columns ``val_flow``,
+        ``val_recon_error``, ``val_hidden_mean``); without it the first 1,000 training examples
+        are the probe (``flow``, ``recon_error``, ``hidden_mean``).  ``flow`` is K, the VPF
+        objective at a bottom-up E-step sample of the probe (its own seeded stream).
+        ``callback(epoch, pos, model, row)`` runs after each chunk and may add to ``row``.
+        """
         import pandas as pd
         from ..progress import progress_bar as tqdm
 
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != model.sizes[0]:
-            raise DataError(f"training data has shape {x.shape}, the network needs (n, {model.sizes[0]})")
-        if len(x) == 0:
-            raise DataError("training data is empty")
-        if not np.all((x == 0) | (x == 1)):
-            raise DataError("training data must be binary (0/1) for the spiking engine")
-        epoch, pos, history = 0, 0, []
-        if resume and self.checkpoint and Path(self.checkpoint).exists():
-            epoch, pos, history = self._load_checkpoint(model, x)
+        x = self._check_data(model, x, "training data")
+        prefix = "" if probe is None else "val_"
+        probe = x[:PROBE_EXAMPLES] if probe is None else self._check_data(model, probe, "probe data")
+        self._data_key = [list(x.shape), float(x.sum())]
+        epoch, pos, history, state = 0, 0, [], None
+        resumed = bool(resume and self.checkpoint and Path(self.checkpoint).exists())
+        if resumed:
+            epoch, pos, history, state = self._load_checkpoint(model, x)
+        elif resume:
+            print(f"no checkpoint at {self.checkpoint} yet; starting from the first example", file=sys.stderr)
+        if not resumed and self.visible_bias_init == "marginals" and not np.any(model.b[0]):
+            model.b[0][...] = pixel_log_odds(x, model.temperature)
+        n = len(x)
+        print(self.describe(model, n) + (f"; resuming after {epoch * n + pos} of them" if resumed else ""),
+              file=sys.stderr)
         slot_ms, _, _, per = self.geometry(model)
         net = SpikingNetwork(model, device=self.device, dt_ms=self.dt_ms, slot_ms=slot_ms,
                              n_slots=self.chunk * per, rule=self.rule, eta=self.eta, eta_b=self.eta_b,
                              seed=self.seed, codegen=self.codegen)
-        n = len(x)
+        net.state = state
         n_chunks = math.ceil(n / self.chunk)
         bar = tqdm(total=self.epochs * n_chunks, initial=epoch * n_chunks + pos // self.chunk,
                    disable=not self.progress, desc="spiking", unit="chunk")
         chunks_done = 0
+        done = self._snapshot(model, net, epoch, pos, history)   # the last complete chunk
         try:
             while epoch < self.epochs:
                 order = np.random.default_rng([self.seed, epoch]).permutation(n)
@@ -173,41 +216,96 @@ class SpikingTrainer:
                     mode, learn, topdown = self.schedule(model, batch)
                     res = net.run(mode=mode, learn=learn, topdown=topdown,
                                   seed=(self.seed * 7919 + epoch * 104729 + pos) % (2**31), strict=False)
-                    pos += len(idx)
-                    row = {"epoch": epoch + 1, "examples": epoch * n + pos,
+                    row = {"epoch": epoch + 1, "examples": epoch * n + pos + len(idx),
                            "events_per_neuron_s": res.n_events / (model.n_units * res.duration_s),
-                           "flips": res.n_flips, "max_rate_dt_start": net.last_max_rate_dt, "sim_s": res.duration_s, "wall_s": res.wall_s,
-                           "mean_sq_weight": float(np.mean(model.W[1].astype(np.float64) ** 2))}
+                           "flips": res.n_flips, "max_rate_dt_start": net.last_max_rate_dt, "sim_s": res.duration_s,
+                           "wall_s": res.wall_s, "mean_sq_weight": float(np.mean(model.W[1].astype(np.float64) ** 2))}
+                    row.update(self._probe_metrics(model, probe, prefix, epoch, pos))
+                    if callback is not None:
+                        callback(epoch, pos + len(idx), model, row)
+                    pos += len(idx)
                     history.append(row)
+                    done = self._snapshot(model, net, epoch, pos, history)
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, rt=f"{res.duration_s / max(res.wall_s, 1e-9):.2f}x")
                     chunks_done += 1
-                    if callback is not None:
-                        callback(epoch, pos, model, row)
+                    self._write_metrics(history)
                     if self.checkpoint and chunks_done % self.checkpoint_every == 0:
-                        self._save_checkpoint(model, x, epoch, pos, history)
+                        self._save_checkpoint(done)
                 epoch, pos = epoch + 1, 0
+                done = self._snapshot(model, net, epoch, pos, history)
                 if self.checkpoint:
-                    self._save_checkpoint(model, x, epoch, pos, history)
+                    self._save_checkpoint(done)
         except KeyboardInterrupt:
+            # back to the last complete chunk: a truncated run never reaches the model or the checkpoint
+            model.set_parameters(done["params"])
+            net.state = done["state"]
             if self.checkpoint:
-                self._save_checkpoint(model, x, epoch, pos, history)
+                self._save_checkpoint(done)
+            where = (f"; {self.checkpoint} holds the last complete chunk ({done['epoch'] * n + done['pos']} "
+                     f"presentations): continue with --resume" if self.checkpoint else "")
+            print(f"\nspiking training interrupted; the unfinished chunk was discarded{where}", file=sys.stderr)
             raise
         finally:
             bar.close()
             net.close()
         return pd.DataFrame(history)
 
+    @staticmethod
+    def _check_data(model, x, what):
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != model.sizes[0]:
+            raise DataError(f"{what} has shape {x.shape}, the network needs (n, {model.sizes[0]})")
+        if len(x) == 0:
+            raise DataError(f"{what} is empty")
+        if not np.all((x == 0) | (x == 1)):
+            raise DataError(f"{what} must be binary (0/1) for the spiking engine")
+        return x
+
+    def _probe_metrics(self, model, probe, prefix, epoch, pos) -> dict:
+        """K at a bottom-up E-step sample of the probe, and the batch engine's probe metrics."""
+        from ..objective import objective
+        from ..sampling import bottom_up
+        from ..trainers.base import probe_metrics
+
+        m = model.copy(np.float64)
+        state, _ = bottom_up(m, probe, np.random.default_rng([self.seed, epoch, pos, 1]))
+        flow = objective(m, state)
+        if not math.isfinite(flow):
+            raise TrainingDiverged(f"K on the probe became {flow} after {epoch} epoch(s) + {pos} examples; "
+                                   f"lower eta (now {self.eta})")
+        return {f"{prefix}flow": flow, **{f"{prefix}{k}": v for k, v in probe_metrics(m, probe).items()}}
+
+    def _write_metrics(self, history):
+        if self.metrics_file is None:
+            return
+        import pandas as pd
+
+        path = Path(self.metrics_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pd.DataFrame(history).to_csv(tmp, index=False)
+        tmp.replace(path)
+
+    @staticmethod
+    def _snapshot(model, net, epoch, pos, history) -> dict:
+        return {"params": {k: v.copy() for k, v in model.parameters().items()},
+                "state": None if net.state is None else [np.array(y) for y in net.state],
+                "epoch": epoch, "pos": pos, "history": list(history), "model": model}
+
     # ------------------------------------------------------------------ checkpoints
     def _settings(self):
         d = asdict(self)
         return {k: d[k] for k in ("eta", "eta_b", "rule", "settle_ms", "learn_ms", "dt_ms", "chunk")}
 
-    def _save_checkpoint(self, model, x, epoch, pos, history):
-        meta = {"epoch": epoch, "pos": pos, "history": history, "trainer": self._settings(),
-                "data": [list(x.shape), float(x.sum())], "model": model._meta()}
+    def _save_checkpoint(self, snap):
+        meta = {"epoch": snap["epoch"], "pos": snap["pos"], "history": snap["history"], "trainer": self._settings(),
+                "data": self._data_key, "model": snap["model"]._meta(),
+                "state_layers": 0 if snap["state"] is None else len(snap["state"])}
         arrays = {"format": np.array(CHECKPOINT_FORMAT), "meta": np.array(json.dumps(meta))}
-        arrays.update({f"model.{k}": v for k, v in model.parameters().items()})
+        arrays.update({f"model.{k}": v for k, v in snap["params"].items()})
+        for l, y in enumerate(snap["state"] or []):
+            arrays[f"state.{l}"] = y
         atomic_savez(self.checkpoint, arrays)
 
     def _load_checkpoint(self, model, x):
@@ -223,9 +321,11 @@ class SpikingTrainer:
             raise ModelError(f"{path}: not a spiking-training checkpoint")
         if meta["trainer"] != self._settings():
             raise ConfigError(f"{path}: written with other trainer settings {meta['trainer']}")
-        if meta["data"] != [list(x.shape), float(x.sum())]:
+        if meta["data"] != self._data_key:
             raise DataError(f"{path}: written for other training data")
         if list(meta["model"]["sizes"]) != list(model.sizes):
             raise ModelError(f"{path}: written for a network with sizes {meta['model']['sizes']}")
         model.set_parameters({k[len("model."):]: v for k, v in data.items() if k.startswith("model.")})
-        return int(meta["epoch"]), int(meta["pos"]), list(meta["history"])
+        # the network's state where the checkpointed chunk ended (older checkpoints: from rest)
+        state = [data[f"state.{l}"] for l in range(int(meta.get("state_layers", 0)))] or None
+        return int(meta["epoch"]), int(meta["pos"]), list(meta["history"]), state

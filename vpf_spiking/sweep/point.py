@@ -63,7 +63,8 @@ def main(argv=None) -> int:
         config.pop("sweep", None)
         print(f"running protocol {spec['protocol']} (kind {config['kind']}) into {spec['out']}/", flush=True)
         run_protocol(config, out_dir=spec["out"], overrides=list(spec.get("overrides", ())),
-                     resume=bool(spec.get("resume")), command=spec.get("command"))
+                     resume=bool(spec.get("resume")), overwrite=not spec.get("resume"),
+                     command=spec.get("command"))
     except VPFError as exc:
         print(ERROR_PREFIX + one_line(exc), file=sys.stderr, flush=True)
         return 2

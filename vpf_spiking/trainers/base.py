@@ -3,6 +3,13 @@
 A subclass sets :attr:`Trainer.method` and supplies ``_run_epoch`` (and, if it keeps state
 between epochs, ``_reset_state`` / ``_extra_state`` / ``_load_extra_state``).  Settings come
 from :mod:`vpf_spiking.trainers.params`, which checks them and fills in the defaults.
+
+After every epoch the loop checks the whole state before it is kept: the parameters, the
+optimizer's state (Adam's moments) and the objective must be finite, and the objective may not
+blow up (:func:`objective_limit`).  A failed check ends the run with
+:class:`~vpf_spiking.errors.TrainingDiverged`, so the checkpoint on disk is the last state that
+passed.  The checkpoint and the metrics CSV are then written together, with Ctrl-C held back
+until both are on disk.
 """
 
 from __future__ import annotations
@@ -14,14 +21,34 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import data_fingerprint, load_checkpoint, same_fingerprint, save_checkpoint
+from ..checkpoint import data_fingerprint, load_checkpoint, non_finite, same_fingerprint, save_checkpoint
 from ..errors import ConfigError, DataError, TrainingDiverged
+from ..io import interrupts_deferred, write_csv
 from ..model import pixel_log_odds
 from . import params
 from .optim import make_optimizer
 from .threads import blas_threads
 
 PROBE_EXAMPLES = 1000  # training examples used for the cheap per-epoch reconstruction metric
+
+#: The objective of an epoch may not exceed this factor times its first-epoch value ...
+OBJECTIVE_GROWTH_LIMIT = 1e6
+#: ... nor this value per unit of the model (for VPF, K is a sum of one flip rate per unit; a
+#: healthy model has K of order one per unit, and K = 10^6 per unit means fields of ~28 T
+#: pushing the units out of the data states).
+OBJECTIVE_PER_UNIT_LIMIT = 1e6
+
+
+def objective_limit(first: float, n_units: int) -> float:
+    """The largest objective an epoch may report before training counts as diverged.
+
+    ``OBJECTIVE_GROWTH_LIMIT * min(max(first, 1), n_units)`` with ``first`` the first epoch's
+    objective: 10^6 times the first epoch (at least 10^6), and never more than 10^6 per unit
+    (:data:`OBJECTIVE_PER_UNIT_LIMIT`), so a run whose very first epoch exploded is caught too.
+    The reconstruction error that CD/PCD report lies in [0, 1] and never reaches it.
+    """
+    first = float(first) if math.isfinite(first) else float(n_units)
+    return min(OBJECTIVE_GROWTH_LIMIT * max(first, 1.0), OBJECTIVE_PER_UNIT_LIMIT * n_units)
 
 
 def check_training_data(model, x) -> np.ndarray:
@@ -94,14 +121,17 @@ class Trainer:
 
     method = "base"
 
-    def __init__(self, epochs=None, *, checkpoint=None, **options):
+    def __init__(self, epochs=None, *, checkpoint=None, metrics_csv=None, **options):
         settings = params.resolve(self.method, {"epochs": epochs, **options}, owner=type(self).__name__)
         for name, value in settings.items():
             setattr(self, name, value)
         self._new_optimizer()  # the optimizer's own checks, before any data is touched
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        #: CSV rewritten (atomically) after every epoch with the history so far (None: not written)
+        self.metrics_csv = None if metrics_csv is None else Path(metrics_csv)
         self.optimizer_ = None
         self.history_ = []
+        self._saved_epoch = 0
 
     def config(self) -> dict:
         """Every setting of this trainer, defaults included (recorded in checkpoints and protocols)."""
@@ -165,16 +195,24 @@ class Trainer:
         self.history_ = []
         fingerprint = data_fingerprint(x)
         start = 0
+        self._saved_epoch = 0
         if resume and not self.checkpoint.exists():
             print(f"no checkpoint at {self.checkpoint} yet; starting from epoch 1", file=sys.stderr)
         elif resume:
             ck = self._load_for_resume(model, fingerprint)
+            if ck.epoch > self.epochs:
+                raise ConfigError(f"{self.checkpoint}: holds {ck.epoch} epochs, more than the {self.epochs} asked for; "
+                                  f"ask for {ck.epoch} or more epochs to continue it (vpf: --epochs), or start a "
+                                  f"new run without --resume")
             model.set_parameters({k: v for k, v in ck.model.parameters().items()})
             self.optimizer_.load_state_arrays(ck.optimizer)
             self._load_extra_state(ck.extra)
             rng = ck.make_rng()
             self.history_ = list(ck.history)
-            start = ck.epoch
+            start = self._saved_epoch = ck.epoch
+            if start == self.epochs:
+                print(f"{self.checkpoint}: already at epoch {start} of {self.epochs}; nothing left to train "
+                      f"(ask for more epochs to continue)", file=sys.stderr)
         if start == 0:
             self.init_visible_biases(model, x)
         probe = x[:PROBE_EXAMPLES]
@@ -183,10 +221,9 @@ class Trainer:
             with blas_threads("auto"):
                 self._epochs(model, x, rng, start, callback, probe, fingerprint)
         except KeyboardInterrupt:
-            done = len(self.history_)
             epoch = self._current_epoch
-            if self.checkpoint is not None and done:
-                hint = (f"the checkpoint {self.checkpoint} (epoch {self.history_[-1]['epoch']}) is intact; "
+            if self.checkpoint is not None and self._saved_epoch:
+                hint = (f"the checkpoint {self.checkpoint} (epoch {self._saved_epoch}) is intact; "
                         f"continue with fit(..., resume=True) (vpf: add --resume)")
             elif self.checkpoint is not None:
                 hint = "no epoch finished, so there is nothing to resume from yet"
@@ -214,21 +251,34 @@ class Trainer:
             bar = self._bar(epoch, x.shape[0])
             t0 = time.perf_counter()
             try:
-                objective = self._run_epoch(model, x, rng, bar, epoch)
+                # overflow is caught below (non-finite state, exploding objective), not warned about
+                with np.errstate(over="ignore", invalid="ignore"):
+                    objective = self._run_epoch(model, x, rng, bar, epoch)
             finally:
                 if bar is not None:
                     bar.close()
             seconds = time.perf_counter() - t0
-            self._check_parameters(model, epoch)
+            self._check_state(model, epoch, objective)
             metrics = {"epoch": epoch, "objective": objective, "seconds": seconds}
             metrics.update(probe_metrics(model, probe))
             if callback is not None:
                 callback(epoch, model, metrics)
-            self.history_.append(metrics)
-            if self.checkpoint is not None:
-                save_checkpoint(self.checkpoint, epoch=epoch, model=model,
-                                optimizer=self.optimizer_.state_arrays(), rng=rng, trainer=self.config(),
-                                data=fingerprint, history=self.history_, extra=self._extra_state())
+            # the history, the checkpoint and the metrics CSV move on together; a Ctrl-C waits
+            with interrupts_deferred():
+                self.history_.append(metrics)
+                if self.checkpoint is not None:
+                    save_checkpoint(self.checkpoint, epoch=epoch, model=model,
+                                    optimizer=self.optimizer_.state_arrays(), rng=rng, trainer=self.config(),
+                                    data=fingerprint, history=self.history_, extra=self._extra_state())
+                    self._saved_epoch = epoch
+                if self.metrics_csv is not None:
+                    self.write_metrics(self.metrics_csv)
+
+    def write_metrics(self, path) -> Path:
+        """The history so far (one row per completed epoch) as CSV, written atomically."""
+        import pandas as pd
+
+        return write_csv(pd.DataFrame(self.history_), path)
 
     def _load_for_resume(self, model, fingerprint):
         ck = load_checkpoint(self.checkpoint)
@@ -245,7 +295,15 @@ class Trainer:
                               f"resume with the same settings or use a new checkpoint path")
         if not same_fingerprint(ck.data, fingerprint):
             raise ConfigError(f"{self.checkpoint}: written for other training data (shape {ck.data.get('shape')}, "
-                              f"now {fingerprint['shape']}); resume on the same data")
+                              f"sum {ck.data.get('sum')}; now shape {fingerprint['shape']}, sum {fingerprint['sum']}); "
+                              f"resume on the same data")
+        objectives = [row.get("objective") for row in ck.history]
+        if objectives and all(isinstance(k, (int, float)) for k in objectives):
+            limit = objective_limit(objectives[0], model.n_units)
+            if max(objectives) > limit:
+                raise ConfigError(f"{self.checkpoint}: its objective reached {max(objectives):.4g} (limit {limit:.4g}): "
+                                  f"the run it comes from diverged, so it cannot be resumed; train again without "
+                                  f"--resume, with a lower learning rate")
         return ck
 
     def _bar(self, epoch, n):
@@ -261,9 +319,34 @@ class Trainer:
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(self._diverged_message(epoch, f"parameter {name} became non-finite"))
 
+    def _check_state(self, model, epoch, objective):
+        """The end-of-epoch checks: parameters, optimizer state and objective (see the module docstring)."""
+        self._check_parameters(model, epoch)
+        for slot, arrays in getattr(self.optimizer_, "slots", {}).items():
+            for name, a in arrays.items():
+                bad = non_finite(a)
+                if bad:
+                    raise TrainingDiverged(self._diverged_message(
+                        epoch, f"the optimizer state {slot}.{name} holds {bad} non-finite value(s)"))
+        for name, a in self._extra_state().items():
+            if non_finite(a):
+                raise TrainingDiverged(self._diverged_message(epoch, f"the trainer state {name} became non-finite"))
+        if not math.isfinite(objective):
+            raise TrainingDiverged(self._diverged_message(epoch, f"the objective became {objective}"))
+        first = self.history_[0]["objective"] if self.history_ else objective
+        limit = objective_limit(first, model.n_units)
+        if objective > limit:
+            raise TrainingDiverged(self._diverged_message(
+                epoch, f"the objective reached {objective:.4g}, above the limit {limit:.4g} (10^6 times the first "
+                       f"epoch's, at most 10^6 per unit)"))
+
     def _diverged_message(self, epoch, what):
-        where = (f"; the last good state is in {self.checkpoint}" if self.checkpoint is not None and self.history_
-                 else "")
+        if self.checkpoint is None:
+            where = ""
+        elif self._saved_epoch:
+            where = f"; the last good state (epoch {self._saved_epoch}) is in {self.checkpoint}"
+        else:
+            where = "; no checkpoint was written (no epoch ended in a good state)"
         return (f"training diverged in epoch {epoch}: {what}; lower the learning rate "
                 f"(now {self.learning_rate}) or add weight decay{where}")
 
@@ -293,4 +376,5 @@ class Trainer:
         return total / count
 
 
-__all__ = ["Trainer", "check_training_data", "probe_metrics", "uniform", "PROBE_EXAMPLES"]
+__all__ = ["Trainer", "check_training_data", "probe_metrics", "uniform", "objective_limit", "PROBE_EXAMPLES",
+           "OBJECTIVE_GROWTH_LIMIT", "OBJECTIVE_PER_UNIT_LIMIT"]

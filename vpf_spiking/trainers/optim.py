@@ -10,18 +10,54 @@ The optimiser state is a flat dict of arrays (:meth:`Optimizer.state_arrays`), s
 store it in a pickle-free ``.npz`` and a resumed run continues bit for bit.  The elementwise
 updates run through :func:`vpf_spiking.trainers.threads.chunked` (cache-sized pieces, threads
 only while a core is free).
+
+Every pass is an in-place numpy ufunc (``out=``) and nothing is allocated per step: the weight
+decay term ``lambda * w`` goes through a per-thread, chunk-sized scratch buffer that stays in
+cache (:func:`_scratch`), where ``g += wd * w`` used to allocate a temporary of every chunk on
+every step.  Adam makes 10 passes per parameter array (12 with weight decay), SGD 2 (4 with
+momentum; +2 with weight decay); the results are bit for bit those of the plain numpy
+expressions (tested).  Why not fewer passes: numpy has no fused multiply-add ufunc, and BLAS
+``axpy`` (one pass for ``y += a x``) through ``scipy.linalg.blas`` holds the GIL (so the
+elementwise threads would queue on it) and lets OpenBLAS thread every call over 10,000 elements,
+which measured 10x slower with 2 BLAS threads on a loaded 2-core machine.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
 from ..errors import ConfigError
-from .threads import chunked
+from .threads import CHUNK, chunked
 
 OPTIMIZERS = ("adam", "sgd")
+
+
+_local = threading.local()
+
+
+def _scratch(like: np.ndarray) -> np.ndarray:
+    """A per-thread buffer with the shape and dtype of ``like`` (contents undefined).
+
+    ``chunked`` hands out pieces of at most ``CHUNK`` elements, so the buffer is small, is
+    allocated once per thread and dtype, and stays in cache between passes.
+    """
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(like.dtype)
+    if buf is None or buf.size < like.size:
+        buf = bufs[like.dtype] = np.empty(max(like.size, CHUNK), dtype=like.dtype)
+    return buf[:like.size].reshape(like.shape)
+
+
+def _add_decay(g, p, wd) -> None:
+    """``g += wd * p`` without a temporary (same rounding: the product, then the sum)."""
+    s = _scratch(p)
+    np.multiply(p, wd, out=s)
+    g += s
 
 
 def _decays(name: str) -> bool:
@@ -114,7 +150,7 @@ class SGD(Optimizer):
         if self.momentum:
             def update(p, g, u):
                 if wd:
-                    g += wd * p
+                    _add_decay(g, p, wd)
                 u *= mom
                 u += g
                 np.multiply(u, lr, out=g)
@@ -124,7 +160,7 @@ class SGD(Optimizer):
         else:
             def update(p, g):
                 if wd:
-                    g += wd * p
+                    _add_decay(g, p, wd)
                 g *= lr
                 p -= g
 
@@ -172,7 +208,7 @@ class Adam(Optimizer):
 
         def update(p, g, M, V):
             if wd:
-                g += wd * p
+                _add_decay(g, p, wd)
             M *= b1
             M += g
             V *= b2

@@ -8,8 +8,8 @@ the methods it applies to).  From it follow:
 * :func:`defaults` and :func:`options` (what a method reads);
 * :func:`validate`, for a protocol's ``[training]`` table (unknown keys refused, listing the
   valid ones; options of another method refused; defaults filled in);
-* :func:`argument_specs` (or :func:`add_arguments`) / :func:`from_args` / :func:`given_args`, for
-  the command line (flags, help with the default, the same checks with the flag named);
+* the command-line flags of ``vpf train`` and ``vpf demo`` (:mod:`vpf_spiking.cli.options`: flags,
+  help with the default, the same checks through :func:`settle` with the flag named);
 * :func:`trainer_kwargs` (settings to ``make_trainer`` keywords) and :func:`resume_keys` (what
   must agree between a checkpoint and the trainer resuming from it);
 * the parameters of :class:`vpf_spiking.estimator.VPFRBM`.
@@ -217,7 +217,7 @@ def resolve(method, given: dict, *, owner: str = "trainer") -> dict:
     unknown = sorted(set(given) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"{owner} got unknown option(s) {unknown} (valid: {', '.join(OPTIONS)})")
-    return _settle(given, (method,), lambda o: o.name, "", "method", {})
+    return settle(given, (method,), lambda o: o.name)
 
 
 def validate(mapping, source="<protocol>", *, where="training", methods=METHODS, method_key=True,
@@ -263,17 +263,26 @@ def validate(mapping, source="<protocol>", *, where="training", methods=METHODS,
     serve = methods
     if method_key:
         default = (defaults or {}).get("method", _default_method(methods))
-        out["method"] = _method_option(methods).check(mapping.get("method", default), f"{prefix}{where}.method")
+        out["method"] = method_option(methods).check(mapping.get("method", default), f"{prefix}{where}.method")
         serve = (out["method"],)
     given = {k: v for k, v in mapping.items() if k in OPTIONS}
-    out.update(_settle(given, serve, lambda o: f"{where}.{o.name}", prefix, "method", defaults or {}))
+    out.update(settle(given, serve, lambda o: f"{where}.{o.name}", prefix=prefix, defaults=defaults))
     for name, o in extra.items():
         out[name] = o.check(mapping[name], f"{prefix}{where}.{name}") if name in mapping else \
             (defaults or {}).get(name, o.default)
     return out
 
 
-def _settle(given, serve, label, prefix, method_word, overrides) -> dict:
+def settle(given, serve, label, *, prefix="", method_word="method", defaults=None) -> dict:
+    """Every option of the methods ``serve``: the ``given`` values checked, the others at their defaults.
+
+    The one check behind :func:`resolve`, :func:`validate` and the command line
+    (:func:`vpf_spiking.cli.options.from_args`).  ``label(option)`` names an option in messages
+    (``training.k``, ``--k``), after ``prefix`` (``"p.toml: "``); ``method_word`` names the
+    method setting (``method``, ``--method``); ``defaults`` replaces declared defaults.  Options
+    of other methods given are refused; momentum needs optimizer sgd.
+    """
+    overrides = defaults or {}
     out = {}
     for o in OPTIONS.values():
         if not set(o.methods) & set(serve):
@@ -295,7 +304,7 @@ def _known_method(method) -> str:
     return METHOD.check(method, "method")
 
 
-def _method_option(methods) -> Option:
+def method_option(methods) -> Option:
     return dataclasses.replace(METHOD, choices=tuple(methods), default=_default_method(methods))
 
 
@@ -303,68 +312,5 @@ def _default_method(methods) -> str:
     return METHOD.default if METHOD.default in methods else methods[0]
 
 
-# ---------------------------------------------------------------------------- command line
-def argument_specs(methods=METHODS, *, include=None, exclude=(), defaults=None) -> list:
-    """``[(flags, kwargs), ...]`` for ``parser.add_argument(*flags, **kwargs)``, one per option.
-
-    Every option of any of ``methods`` (and ``--method`` when there is more than one method), with
-    ``dest`` = the option's name and ``default=None``, so that :func:`from_args` can tell given
-    flags from defaults; the help shows the default.  ``include`` / ``exclude`` pick options by
-    name; ``defaults`` replaces declared defaults (as in :func:`validate`).  Choices are checked
-    by :func:`from_args`, not argparse, so the message is this module's.
-    """
-    methods = tuple(methods)
-    defaults = defaults or {}
-
-    def wanted(name):
-        return (include is None or name in include) and name not in exclude
-
-    specs = []
-    if len(methods) > 1 and wanted("method"):
-        m = _method_option(methods)
-        specs.append((("--method",), dict(dest="method", default=None, metavar="|".join(methods),
-                                          help=f"{m.help} (default: {defaults.get('method', m.default)})")))
-    for o in OPTIONS.values():
-        if not set(o.methods) & set(methods) or not wanted(o.name):
-            continue
-        scope = "" if set(methods) <= set(o.methods) else f"{'/'.join(o.methods)}: "
-        text = f"{scope}{o.cli_help or o.help}"
-        if o.kind is bool:
-            kw = dict(action="store_false" if o.default else "store_true", help=text)
-        else:
-            default = defaults.get(o.name, o.default)
-            shown = f"{default:g}" if o.kind is float else f"{default}"
-            kw = dict(type=o.kind, metavar=o.metavar, help=f"{text} (default: {shown})")
-        specs.append((o.cli_flags, dict(dest=o.name, default=None, **kw)))
-    return specs
-
-
-def add_arguments(group, methods=METHODS, **kw) -> None:
-    """Add :func:`argument_specs` (same keywords) to an argparse parser or argument group."""
-    for flags, spec in argument_specs(methods, **kw):
-        group.add_argument(*flags, **spec)
-
-
-def given_args(args) -> dict:
-    """The trainer options set on the command line (attributes that are not None), unchecked."""
-    return {o.name: getattr(args, o.name) for o in OPTIONS.values() if getattr(args, o.name, None) is not None}
-
-
-def from_args(args, methods=METHODS, *, defaults=None) -> dict:
-    """Settings from parsed arguments (see :func:`add_arguments`), checked, defaults filled in.
-
-    Returns ``{"method": ..., option: value, ...}`` with every option of the method, as
-    :func:`validate` does; messages name the flag (``--lr must be positive, got -1.0``).
-    """
-    methods = tuple(_known_method(m) for m in methods)
-    defaults = defaults or {}
-    raw = getattr(args, "method", None) if len(methods) > 1 else None
-    method = _method_option(methods).check(raw if raw is not None else defaults.get("method", _default_method(methods)),
-                                           "--method")
-    settings = _settle(given_args(args), (method,), lambda o: o.cli_flags[0], "", "--method", defaults)
-    return {"method": method, **settings}
-
-
 __all__ = ["Option", "METHOD", "METHODS", "OPTIONS", "VISIBLE_BIAS_INITS", "FLOWS", "options", "defaults", "resume_keys",
-           "trainer_kwargs", "numpy_doc", "resolve", "validate", "argument_specs", "add_arguments", "given_args",
-           "from_args"]
+           "trainer_kwargs", "numpy_doc", "resolve", "validate", "settle", "method_option"]

@@ -7,6 +7,10 @@ that have intra-layer weights); the M-step then descends the probability flow K 
 states in shuffled minibatches.  There is no Gibbs chain and no negative phase.  Every
 minibatch step is a handful of GEMMs plus a few fused elementwise passes over the preallocated
 buffers of :class:`FlowWorkspace` (see ``docs/training.md`` and ``benchmarks/rbm_epoch.py``).
+
+``flow="rao-blackwell"`` on an RBM runs :class:`RaoBlackwellWorkspace` instead: no E-step, h
+sampled per minibatch with the current parameters, three GEMMs per minibatch; its reference is
+:func:`rao_blackwell_gradient`.
 """
 
 from __future__ import annotations
@@ -106,6 +110,89 @@ class FlowWorkspace:
         return K / B
 
 
+class RaoBlackwellWorkspace:
+    """Buffers and arithmetic of one Rao-Blackwellised VPF M-step of an RBM, for a fixed batch size.
+
+    :meth:`compute` samples ``h ~ p(h | v)`` with the current parameters and fills :attr:`grads`
+    with the gradient of K with the hidden flip terms dropped (K itself includes them), the
+    numbers of :func:`rao_blackwell_gradient` at the state ``[v, h]``.  Exactly three GEMMs:
+
+    1. the hidden field ``zh = v W + c`` (E-step field and, elementwise, the hidden flip terms);
+    2. the visible field ``zv = h W^T + b``;
+    3. the gradient ``dK/dW = g_v^T h`` with ``g_v = (1/2 - v) exp((1/2 - v) zv / T) / (T B)``.
+
+    Everything else is in-place elementwise work on preallocated buffers: the uniforms are drawn
+    straight into :attr:`h` (the stream of :func:`~vpf_spiking.trainers.base.uniform`, as in the
+    E-step), and ``h = [u < sigmoid(zh / T)]`` is evaluated as ``u (1 + exp(-zh / T)) < 1``,
+    which needs one ``exp``, several times cheaper than the logistic.  The two forms can disagree
+    only when ``u`` lies within float rounding of the probability (none in 2e7 float32 draws
+    tried; a test checks equal samples).  The trainer gathers each minibatch into :attr:`v`.
+    ``dK/db_h`` is 0 (the dropped terms are the only ones that depend on c).
+    """
+
+    def __init__(self, model, batch: int):
+        if not model.is_rbm:
+            raise ConfigError(f"RaoBlackwellWorkspace is for RBMs (2 layers, no intra-layer weights), got sizes "
+                              f"{list(model.sizes)}")
+        self.batch = B = int(batch)
+        self.sizes = tuple(model.sizes)
+        self.dtype = dt = model.dtype
+        nv, nh = model.sizes
+        self.v = np.zeros((B, nv), dtype=dt)   # the minibatch
+        self.zv = np.empty((B, nv), dtype=dt)  # visible field, then d_v = exp(a_v zv / T)
+        self.gv = np.empty((B, nv), dtype=dt)  # a_v / T, then g_v
+        self.zh = np.empty((B, nh), dtype=dt)  # hidden field
+        self.ph = np.empty((B, nh), dtype=dt)  # u (1 + exp(-zh / T)), then the hidden flip terms
+        self.h = np.empty((B, nh), dtype=dt)   # uniforms, then the sample h
+        self.grads = {k: np.zeros_like(v) for k, v in model.parameters().items()}
+
+    def fits(self, model, batch) -> bool:
+        return (self.batch == batch and self.sizes == tuple(model.sizes) and self.dtype == model.dtype
+                and model.is_rbm)
+
+    def compute(self, model, rng) -> float:
+        """Sample h into :attr:`h` from ``rng``, fill :attr:`grads`; return K at ``[v, h]`` (batch mean)."""
+        f = self.dtype.type
+        T = model.temperature
+        W, b, c = model.W[1], model.b[0], model.b[1]
+        v, zv, gv, zh, ph, h = self.v, self.zv, self.gv, self.zh, self.ph, self.h
+        with np.errstate(over="ignore", invalid="ignore"):
+            # GEMM 1: hidden field; h = [u < sigmoid(x)] with x = zh / T, evaluated as
+            # u (1 + exp(-x)) < 1 (one exp in place of the logistic, which costs several times more)
+            np.matmul(v, W, out=zh)
+            zh += c
+            np.multiply(zh, f(-1.0 / T), out=ph)
+            np.exp(ph, out=ph)
+            ph += f(1)
+            uniform(rng, h)
+            ph *= h
+            np.less(ph, f(1), out=h)
+            # hidden flip terms exp((1/2 - h) zh / T): part of K, no gradient
+            np.subtract(f(0.5), h, out=ph)
+            ph *= zh
+            if T != 1.0:
+                ph *= f(1.0 / T)
+            np.exp(ph, out=ph)
+            K = float(ph.sum())
+            # GEMM 2: visible field; g_v = a d / (T B)
+            np.matmul(h, W.T, out=zv)
+            zv += b
+            np.subtract(f(0.5), v, out=gv)
+            if T != 1.0:
+                gv *= f(1.0 / T)
+            zv *= gv
+            np.exp(zv, out=zv)
+            K += float(zv.sum())
+            gv *= zv
+            gv *= f(1.0 / self.batch)
+            grads = self.grads
+            np.sum(gv, axis=0, out=grads["b0"])
+            # GEMM 3: the gradient product
+            np.matmul(gv.T, h, out=grads["W1"])
+            grads["b1"].fill(0)  # the optimizer used it as scratch
+        return K / self.batch
+
+
 def flow_gradient(model, state):
     """dK/dtheta and K at a joint state (list of per-layer (batch, n_l) arrays), via the fast kernel.
 
@@ -164,12 +251,14 @@ class VPFTrainer(Trainer):
         super().__init__(epochs, checkpoint=checkpoint, **options)
         self._ws = {}
 
-    def _workspace(self, model, batch) -> FlowWorkspace:
-        ws = self._ws.get(batch)
+    def _workspace(self, model, batch, kind=None):
+        """The preallocated kernel (``kind``: :class:`FlowWorkspace` by default) for this batch size."""
+        kind = FlowWorkspace if kind is None else kind
+        ws = self._ws.get((kind, batch))
         if ws is None or not ws.fits(model, batch):
             if len(self._ws) > 4:
                 self._ws.clear()
-            ws = self._ws[batch] = FlowWorkspace(model, batch)
+            ws = self._ws[(kind, batch)] = kind(model, batch)
         return ws
 
     # -- E-step
@@ -247,7 +336,9 @@ class VPFTrainer(Trainer):
         def step(idx):
             ws = self._workspace(model, len(idx))
             for dst, src in zip(ws.y, states):
-                np.take(src, idx, axis=0, out=dst)
+                # mode="clip": with the default "raise", numpy buffers out= through a temporary
+                # (4x slower); the indices come from a permutation, so nothing is clipped
+                np.take(src, idx, axis=0, out=dst, mode="clip")
             return self._apply(model, ws)
 
         return self._minibatches(x.shape[0], rng, bar, epoch, step, "the objective K", "K", ".5g")
@@ -270,20 +361,41 @@ class VPFTrainer(Trainer):
     def _rao_blackwell_epoch(self, model, x, rng, bar, epoch) -> float:
         """Top layer resampled per minibatch with the current parameters; its flip terms dropped.
 
-        RBM: three products per minibatch (the hidden field, the visible field, one gradient
-        product). DBM: the layers below the top come from the epoch's E-step, as in plain VPF.
+        RBM: the fused kernel :class:`RaoBlackwellWorkspace` (three GEMMs per minibatch, no
+        E-step). Other models: :meth:`_rao_blackwell_generic_epoch`.
+        """
+        if not model.is_rbm:
+            return self._rao_blackwell_generic_epoch(model, x, rng, bar, epoch)
+        opt = self._ensure_optimizer()
+
+        def step(idx):
+            ws = self._workspace(model, len(idx), RaoBlackwellWorkspace)
+            np.take(x, idx, axis=0, out=ws.v, mode="clip")  # no temporary (see _run_epoch)
+            K = ws.compute(model, rng)
+            if math.isfinite(K):
+                opt.step(model.parameters(), ws.grads)
+            return K
+
+        return self._minibatches(x.shape[0], rng, bar, epoch, step, "the objective K", "K", ".5g")
+
+    def _rao_blackwell_generic_epoch(self, model, x, rng, bar, epoch) -> float:
+        """Any model with a factorial top layer, through :func:`rao_blackwell_gradient`.
+
+        The layers below the top come from the epoch's E-step, as in plain VPF (for an RBM: the
+        data). Per minibatch the top layer is sampled with the current parameters from the same
+        random stream as the fused kernel (float32 uniforms), so on an RBM both give the same
+        training run up to float rounding (tested).
         """
         L = model.n_layers - 1
         lower = self.e_step(model, x, rng)[:L] if L > 1 else [x]
         opt = self._ensure_optimizer()
-        T = model.temperature
-        dt = model.dtype
 
         def step(idx):
             y = [np.take(s, idx, axis=0) for s in lower]
             z_top = model.external_field([*y, None], L, above=False)
-            p_top = model.firing_probability(z_top).astype(dt, copy=False)
-            top = (rng.random(p_top.shape, dtype=dt) < p_top).astype(dt)
+            p_top = model.firing_probability(z_top).astype(model.dtype, copy=False)
+            top = uniform(rng, np.empty_like(p_top))
+            np.less(top, p_top, out=top)
             grads, K = rao_blackwell_gradient(model, [*y, top], z_top)
             opt.step(model.parameters(), grads)
             return K
@@ -336,4 +448,5 @@ def rao_blackwell_gradient(model, state, z_top=None):
 
 VPFTrainer.__doc__ = VPFTrainer.__doc__.format(options=params.numpy_doc("vpf").replace("\n", "\n    "))
 
-__all__ = ["FlowWorkspace", "VPFTrainer", "flow_gradient", "online_vpf", "rao_blackwell_gradient"]
+__all__ = ["FlowWorkspace", "RaoBlackwellWorkspace", "VPFTrainer", "flow_gradient", "online_vpf",
+           "rao_blackwell_gradient"]

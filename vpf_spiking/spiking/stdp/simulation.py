@@ -12,6 +12,7 @@ import numpy as np
 
 from ...errors import TrainingDiverged
 from ..devices import get_device
+from ..network import SimulationInterrupted
 from .protocol import PairingProtocol
 from .theory import bi_poo_curve, closed_form, fit_closed_form
 
@@ -29,6 +30,13 @@ class StdpResult:
 
 
 # ============================================================================ simulation
+def _stopped() -> bool:
+    """Whether Brian2 stopped the last run before its end (one Ctrl-C: "Simulation stop requested")."""
+    from brian2 import Network, get_device as brian_device
+
+    return bool(Network._globally_stopped) or getattr(brian_device(), "_last_run_completed_fraction", 1.0) < 1 - 1e-9
+
+
 def simulate(protocol: PairingProtocol, progress=True, directory=None) -> StdpResult:
     """Run the pairing protocol on the spiking engine (Brian2) and tabulate the weight changes.
 
@@ -42,6 +50,7 @@ def simulate(protocol: PairingProtocol, progress=True, directory=None) -> StdpRe
     """
     import pandas as pd
     from brian2 import Network, defaultclock, ms, second, seed as brian_seed
+    from brian2 import get_device as brian_device
 
     from ..equations import markov_neurons, vpf_synapses
     from .theory import neuron_tau_ms
@@ -76,16 +85,34 @@ def simulate(protocol: PairingProtocol, progress=True, directory=None) -> StdpRe
         quiet_time = (p.n_steps - p.n_steps_pairings) * p.sim_dt * ms
         brian_seed(p.seed)
 
+        stopped = []
+
         def script(report):
             net.run(pairing_time, report=report, namespace={})
+            # Brian2 forgets a stop request at the start of the next run: note it now
+            stopped.append(_stopped())
             # no further pairing: the last one relaxes undisturbed
             pre.t_force = 1e9 * second
             post.t_force = 1e9 * second
             net.run(quiet_time, namespace={})
+            stopped.append(_stopped())
 
         key = hashlib.sha1(json.dumps(p.describe(), sort_keys=True, default=str).encode()).hexdigest()[:12]
-        timings = device.run_once(script, directory=device.project_dir(f"stdp-{key}", directory),
-                                  progress=progress, desc="stdp protocol")
+        Network._globally_stopped = False
+        brian_device()._last_run_completed_fraction = 1.0
+        try:
+            timings = device.run_once(script, directory=device.project_dir(f"stdp-{key}", directory),
+                                      progress=progress, desc="stdp protocol")
+        except RuntimeError:
+            # a standalone binary killed by the same Ctrl-C fails: that is the interrupt
+            if not Network._globally_stopped:
+                raise
+            stopped.append(True)
+        # standalone devices report the binary's completed fraction only after it ran
+        if any(stopped) or _stopped():
+            Network._globally_stopped = False
+            raise SimulationInterrupted("the STDP protocol was stopped before its end (Ctrl-C); "
+                                        "no result was written")
         w = device.read_back(S.w[:]).reshape(B, K)
         n_events = int(np.sum(device.read_back(post.nev[:]))) + int(np.sum(device.read_back(pre.nev[:])))
     finally:
