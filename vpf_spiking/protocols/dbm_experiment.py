@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .config import TOP_KEYS, check_keys, get_value, table
-from .experiments import parse_models, slug, training_defaults
+from .experiments import parse_models, slug, trained_before, training_defaults
 from .inputs import data_settings, load_data, square_shape
 from .train import record_settings
 
@@ -88,12 +88,10 @@ def run(config, out_dir: Path, resume=True):
     trained, train_rows = {}, []
     for m in models:
         folder = out_dir / slug(m["label"])
-        folder.mkdir(parents=True, exist_ok=True)
         mpath = folder / "model.npz"
-        if mpath.exists() and (folder / "metrics.csv").exists():
-            model = BoltzmannMachine.load(mpath)
-            metrics = pd.read_csv(folder / "metrics.csv")
-            print(f"[{m['label']}] already trained ({mpath})", flush=True)
+        done = trained_before(folder, m["label"])
+        if done:
+            model, metrics = done
         else:
             model = BoltzmannMachine.from_network(m["network"], seed=net_seed)
             model.name = m["label"]

@@ -81,3 +81,22 @@ def selected(models, names, src, what):
 def slug(label):
     """A model's folder name: its label with anything but letters, digits and ``-_.`` as ``-``, lower case."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in label).lower()
+
+
+def trained_before(folder, label):
+    """``(model, metrics)`` of the model an earlier run of the experiment finished in ``folder``, else None.
+
+    An experiment folder is continued: a model whose ``model.npz`` and ``metrics.csv`` are both
+    there is not trained again.
+    """
+    import pandas as pd
+
+    from ..model import BoltzmannMachine
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mpath = folder / "model.npz"
+    if not (mpath.exists() and (folder / "metrics.csv").exists()):
+        return None
+    print(f"[{label}] already trained ({mpath})", flush=True)
+    return BoltzmannMachine.load(mpath), pd.read_csv(folder / "metrics.csv")
+

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import ais, parzen, reconstruction
 from .config import TOP_KEYS, check_keys, get_value, table
-from .experiments import parse_models, selected, slug, training_defaults
+from .experiments import parse_models, selected, slug, trained_before, training_defaults
 from .train import record_settings
 from .inputs import data_settings, load_data, square_shape
 
@@ -86,12 +86,10 @@ def run(config, out_dir: Path, resume=True):
     train_rows, trained = [], {}
     for m in models:
         folder = out_dir / slug(m["label"])
-        folder.mkdir(parents=True, exist_ok=True)
         mpath = folder / "model.npz"
-        if mpath.exists() and (folder / "metrics.csv").exists():
-            model = BoltzmannMachine.load(mpath)
-            metrics = pd.read_csv(folder / "metrics.csv")
-            print(f"[{m['label']}] already trained ({mpath})", flush=True)
+        done = trained_before(folder, m["label"])
+        if done:
+            model, metrics = done
         else:
             model = BoltzmannMachine([x.shape[1], m["hidden"]], seed=net_seed, name=m["label"])
             trainer = make_trainer(m["method"], checkpoint=folder / "checkpoint.npz", **m["trainer"])
