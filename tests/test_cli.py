@@ -52,12 +52,12 @@ def test_demo_help_says_where_data_is_looked_up(capsys):
 
 
 def test_demo_help_gives_the_current_defaults(capsys):
-    # --epochs, --lr, --seed come from the trainer declaration, with the demo's 5 epochs
+    # --epochs, --lr, --seed come from the trainer declaration, with the demo's 20 epochs
     _, out, _ = run_cli(["demo", "--help"], capsys)
     text = " ".join(out.split())
     assert "learning rate 1e-3, weight decay 1e-4" in text and "0.01" not in text
     assert "--lr LR, --learning-rate LR" in text and "(default: 0.001)" in text
-    assert "passes over the training data (default: 5)" in text
+    assert "passes over the training data (default: 20)" in text
     rc, _, err = run_cli(["demo", "--lr", "0"], capsys)
     assert_one_line_error(rc, err, "--lr must be positive, got 0.0")
 

@@ -11,13 +11,15 @@ from .common import command_line, formatter, print_train_summary
 from .options import add_arguments, from_args
 
 #: The demo's own defaults of the trainer options it offers (the others: the declared ones).
-DEMO_DEFAULTS = {"epochs": 5}
+# 20 epochs on 20,000 images (4,000 updates, ~10 s): at 5 epochs on 10,000 the confabulations
+# were one blurry digit (1 class); measured in docs/results/sample-quality.md's setting
+DEMO_DEFAULTS = {"epochs": 20}
 DEMO_OPTIONS = ("epochs", "learning_rate", "seed")
 HELPS = {"seed": "seed of the initial weights, of training and of the pictures"}
 
 DESCRIPTION = """\
 A short real run: a 784-100 RBM (networks/rbm-100.toml) trained by VPF (Adam, learning rate
-1e-3, weight decay 1e-4: the paper's settings) for 5 epochs on the first 10,000 MNIST training
+1e-3, weight decay 1e-4: the paper's settings) for 20 epochs on the first 20,000 MNIST training
 images (well under a minute on 2 cores), then pictures of what it learned.
 Writes into OUT (default runs/demo/): model.npz, metrics.csv, filters.png (the weights of the
 hidden units as 28x28 images) and samples.png (test images, their reconstructions, and
@@ -33,7 +35,7 @@ def add_parser(subparsers):
                               description=DESCRIPTION, formatter_class=formatter)
     p.add_argument("--out", metavar="DIR", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/")
-    p.add_argument("--n-train", type=int, default=10000, metavar="N", help="training images (default: 10000)")
+    p.add_argument("--n-train", type=int, default=20000, metavar="N", help="training images (default: 20000)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in OUT")
     # --epochs, --lr, --seed: declared in vpf_spiking.trainers.params, with the demo's defaults
     add_arguments(p, ("vpf",), include=DEMO_OPTIONS, defaults=DEMO_DEFAULTS, helps=HELPS)
@@ -41,7 +43,7 @@ def add_parser(subparsers):
     return p
 
 
-def demo_config(epochs=DEMO_DEFAULTS["epochs"], n_train=10000, lr=OPTIONS["learning_rate"].default,
+def demo_config(epochs=DEMO_DEFAULTS["epochs"], n_train=20000, lr=OPTIONS["learning_rate"].default,
                 seed=OPTIONS["seed"].default, data_dir=None):
     """The ``train`` protocol that ``vpf demo`` runs (the same as protocols/demo.toml by default).
 
