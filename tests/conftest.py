@@ -2,8 +2,16 @@
 
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
+
+# Simulations that name no device use $VPF_DEVICE (vpf_spiking.spiking.devices.default_device).
+# The suite runs them on Brian2's runtime device: its Cython cache compiles once for every small
+# network of the suite, where cpp_standalone would compile one project per network structure.
+# Tests that need a device name it; test_devices checks the policy without this variable.
+os.environ.setdefault("VPF_DEVICE", "runtime")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -180,8 +180,8 @@ def test_spiking_engine_builds_a_spiking_train_protocol(tmp_path, capsys, monkey
     assert rc == 0, err
     cfg = seen["config"]
     assert cfg["kind"] == "spiking-train" and cfg["network"] == {"name": "rbm-toy", "seed": 0}
-    assert cfg["spiking"] == {"epochs": 10, "seed": 0, "eta": 0.03, "device": "cpp_standalone", "chunk": 7,
-                              "progress": False}
+    # no --device: the protocol names none, and the trainer takes the default device
+    assert cfg["spiking"] == {"epochs": 10, "seed": 0, "eta": 0.03, "chunk": 7, "progress": False}
     assert seen["command"].startswith("vpf train rbm-toy --engine spiking") and "1 chunks" in out
     rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--k", "2"], capsys)
     assert_one_line_error(rc, err, "--k applies to the batch engine")
@@ -194,8 +194,18 @@ def test_spiking_engine_builds_a_spiking_train_protocol(tmp_path, capsys, monkey
     rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--lr", "0.02", "--epochs", "2", "--seed", "5",
                           "--out", str(tmp_path / "s2")], capsys)
     assert rc == 0, err
-    assert seen["config"]["spiking"] == {"epochs": 2, "seed": 5, "eta": 0.02, "device": "cpp_standalone"}
+    assert seen["config"]["spiking"] == {"epochs": 2, "seed": 5, "eta": 0.02}
     assert seen["config"]["network"]["seed"] == 5
+    # times: a number in ms or a Brian2 time
+    seen.clear()
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--settle-ms", "0.03 s", "--learn-ms", "10ms",
+                          "--dt-ms", "0.1", "--device", "runtime", "--out", str(tmp_path / "s3")], capsys)
+    assert rc == 0, err
+    sp = seen["config"]["spiking"]
+    assert (sp["settle_ms"], sp["learn_ms"], sp["dt_ms"], sp["device"]) == (pytest.approx(30.0), pytest.approx(10.0),
+                                                                              pytest.approx(0.1), "runtime")
+    rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--settle-ms", "30 mV"], capsys)
+    assert_one_line_error(rc, err, "--settle-ms: cannot read '30 mV' as a time")
     rc, _, err = run_cli(["train", "rbm-toy", "--engine", "spiking", "--method", "cd"], capsys)
     assert_one_line_error(rc, err, "--engine spiking trains by VPF only")
 

@@ -167,3 +167,43 @@ def test_new_standalone_project_is_announced_and_timed(tmp_path, monkeypatch, ca
     assert "cpp_standalone" in json.loads((tmp_path / "cache" / devices.COMPILE_TIMES_FILE).read_text())
     dev.build(project)
     assert "compiling" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- one default policy
+def test_default_device_is_cpp_standalone_with_a_compiler_else_runtime(monkeypatch):
+    monkeypatch.delenv("VPF_DEVICE", raising=False)
+    monkeypatch.setattr(devices, "_cxx_compiler", lambda: "/usr/bin/g++")
+    assert devices.default_device() == "cpp_standalone"
+    monkeypatch.setattr(devices, "_cxx_compiler", lambda: None)
+    assert devices.default_device() == "runtime"
+    monkeypatch.setenv("VPF_DEVICE", "cuda_standalone")
+    assert devices.default_device() == "cuda_standalone"
+    monkeypatch.setenv("VPF_DEVICE", "gpu")
+    with pytest.raises(ConfigError, match=r"\$VPF_DEVICE='gpu' names no device") as e:
+        devices.default_device()
+    assert "\n" not in str(e.value)
+
+
+def test_every_entry_point_follows_the_default_policy(monkeypatch, tmp_path):
+    """vpf train --engine spiking, vpf stdp, vpf simulate, both protocol kinds and the library agree."""
+    import numpy as np
+
+    from vpf_spiking.cli.main import build_parser
+    from vpf_spiking.cli.train import spiking_config_from_args
+    from vpf_spiking.protocols.spiking_train import parse_spiking_train
+    from vpf_spiking.spiking import SpikingTrainer
+    from vpf_spiking.spiking.stdp import PairingProtocol
+
+    for name in ("runtime", "cpp_standalone"):
+        monkeypatch.setenv("VPF_DEVICE", name)
+        assert PairingProtocol().validated().device == name
+        assert SpikingTrainer().device == name
+        parser = build_parser()
+        for cmd in (["stdp", "--out", "x.csv"], ["simulate", "m.npz"], ["train", "rbm-toy", "--engine", "spiking"]):
+            args = parser.parse_args(cmd)
+            assert args.device is None, cmd   # None: resolved by default_device where it is used
+        cfg = spiking_config_from_args(parser.parse_args(["train", "rbm-toy", "--engine", "spiking"]))
+        assert "device" not in cfg["spiking"]
+        np.save(tmp_path / "d.npy", np.zeros((4, 9), dtype=np.float32))
+        cfg["data"]["dataset"] = str(tmp_path / "d.npy")
+        assert SpikingTrainer(**parse_spiking_train(cfg)["trainer"]).device == name

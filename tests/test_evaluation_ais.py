@@ -119,3 +119,63 @@ def test_schedules_and_bad_input():
         ais(RBMAnnealing(m), [0.0, 0.5, 0.4, 1.0])
     with pytest.raises(ModelError, match="RBM"):
         RBMAnnealing(BoltzmannMachine([6, 3, 2]))
+
+
+# ---------------------------------------------------------------------------- untrustworthy estimates
+def test_log_z_bounds_hold_for_exact_log_z():
+    from vpf_spiking.evaluation.ais import rbm_log_z_bounds
+
+    for seed in range(3):
+        m = BoltzmannMachine([7, 5], weight_std=2.0, seed=seed, dtype=np.float64, temperature=0.8)
+        m.set_parameters({"b0": np.random.default_rng(seed).normal(size=7), "b1": np.ones(5)})
+        lo, hi = rbm_log_z_bounds(m)
+        assert lo <= exact_log_z(m) <= hi
+
+
+def test_a_converged_estimate_carries_no_warning(recwarn):
+    m, x = trained_rbm(12, 8)
+    res = evaluate_ais(m, x[:20], base_data=x, n_betas=3000, n_runs=100, seed=1)
+    assert res["warning"] == "" and res["ess"] >= 10
+    assert not [w for w in recwarn if "AIS" in str(w.message) or "log Z" in str(w.message)]
+
+
+def test_diverged_model_and_unconverged_runs_are_warned_about():
+    from vpf_spiking.errors import VPFWarning
+
+    m, x = trained_rbm(12, 8)
+    m.set_parameters({"W1": m.W[1] * 1e33})  # a diverged run: |W| ~ 1e34
+    with pytest.warns(VPFWarning) as caught:
+        res = evaluate_ais(m, x[:20], base_data=x, n_betas=50, n_runs=20, seed=0)
+    messages = [str(w.message) for w in caught]
+    assert any("has diverged" in s for s in messages), messages
+    assert "diverged" in res["warning"]
+    # a reasonable model, annealed far too briefly: the ESS collapses and that is said
+    m, x = trained_rbm(20, 10)
+    with pytest.warns(VPFWarning, match="effective sample size .* below 10"):
+        evaluate_ais(m, x[:20], base_data=None, n_betas=3, n_runs=50, seed=0)
+
+
+def test_the_cli_prints_a_warning_as_one_line(capsys):
+    import warnings as _w
+
+    from vpf_spiking.cli.main import _show_warning
+    from vpf_spiking.errors import VPFWarning
+
+    _show_warning(VPFWarning("log Z = 3e40 comes from\n a diverged model"), VPFWarning, "f.py", 1)
+    assert capsys.readouterr().err == "vpf: warning: log Z = 3e40 comes from a diverged model\n"
+    assert _w.showwarning is not _show_warning  # installed only while main() runs
+
+
+def test_vpf_evaluate_warns_about_a_diverged_model(tmp_path, capsys):
+    from vpf_spiking.cli import main
+
+    m = BoltzmannMachine([12, 8], weight_std=1.0, seed=0, dtype=np.float64)
+    m.set_parameters({"W1": m.W[1] * 1e34})
+    m.save(tmp_path / "div.npz")
+    r = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", train=(r.random((200, 12)) < 0.5).astype(np.float32),
+             test=(r.random((50, 12)) < 0.5).astype(np.float32))
+    rc = main(["evaluate", str(tmp_path / "div.npz"), "--ais", "--data", str(tmp_path / "d.npz"), "--validation", "50",
+               "--n-betas", "100", "--n-runs", "20"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vpf: warning:")]
+    assert rc == 0 and any("has diverged" in line for line in err), err

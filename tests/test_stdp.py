@@ -415,3 +415,26 @@ def test_an_interrupted_protocol_writes_nothing(tmp_path, monkeypatch, how):
         assert main(["stdp", "--device", "runtime", "--synapses", "10", "--pairings", "2", "--dt-step", "50",
                      "--out", str(out), "--no-progress"]) == 130
     assert not out.exists()
+
+
+def test_time_options_take_brian2_units(monkeypatch, capsys, tmp_path):
+    """--dt-min -20ms, --dt-max 0.02s, --sim-dt '0.1 ms' mean what the numbers in ms mean."""
+    import vpf_spiking.spiking.stdp as stdp_pkg
+    from vpf_spiking.cli import main
+
+    seen = {}
+
+    def fake(p, progress=True):
+        seen["p"] = p.validated()
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(stdp_pkg, "simulate", fake)
+    rc = main(["stdp", "--dt-min=-20ms", "--dt-max", "0.02s", "--dt-step", "5", "--sim-dt", "0.1 ms",
+               "--tau-pre", "0.017*second", "--out", str(tmp_path / "x.csv")])
+    assert rc == 2 and "stop here" in capsys.readouterr().err
+    p = seen["p"]
+    assert (p.dt_min, p.dt_max, p.dt_step, p.sim_dt) == pytest.approx((-20.0, 20.0, 5.0, 0.1))
+    assert p.tau_pre == pytest.approx(17.0)
+    rc = main(["stdp", "--sim-dt", "3 volt", "--out", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("vpf: error: --sim-dt: cannot read '3 volt' as a time") and "\n" not in err

@@ -23,3 +23,7 @@ class ConfigError(VPFError):
 
 class TrainingDiverged(VPFError):
     """The objective or the parameters became non-finite during training."""
+
+
+class VPFWarning(UserWarning):
+    """A result that was computed but should not be trusted as it stands (the CLI prints one line)."""

@@ -19,6 +19,17 @@ def formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def time_ms(text, flag, *, signed=False):
+    """A time option's value in ms: a plain number (ms) or a Brian2 time (``30ms``, ``'0.5 s'``); None stays None."""
+    if text is None:
+        return None
+    from ..spiking.recording import parse_duration
+
+    return parse_duration(text, flag, signed=signed)
+
+
+#: the help of every --device option (one policy: vpf_spiking.spiking.devices.default_device)
+DEVICE_HELP = "where Brian2 runs (default: cpp_standalone where a C++ compiler exists, else runtime; $VPF_DEVICE sets it)"
 OVERWRITE_HELP = "replace the results of an earlier run in OUT (without it, and without --resume, such a folder is refused)"
 
 

@@ -8,9 +8,10 @@ and for running out of memory.  Ctrl-C returns 130; a closed output pipe ends qu
 from __future__ import annotations
 
 import sys
+import warnings
 
 from .._version import __version__
-from ..errors import VPFError
+from ..errors import VPFError, VPFWarning
 from . import data, demo, evaluate, info, run, sample, stdp, sweep, train
 from . import simulate
 from .common import Parser, formatter
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     with 141, the status of a process killed by SIGPIPE, as ``cat`` and ``grep`` do.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         parser = build_parser()
         try:
@@ -70,6 +73,19 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vpf: interrupted (a run with a checkpoint continues with --resume)", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A :class:`VPFWarning` as one line, ``vpf: warning: ...``; any other warning as Python shows it."""
+    if issubclass(category, VPFWarning):
+        try:
+            print(f"vpf: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        except OSError:
+            pass
+    else:
+        warnings._showwarning_orig(message, category, filename, lineno, file, line)
 
 
 def _error(message) -> int:

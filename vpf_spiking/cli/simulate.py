@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..spiking.devices import DEVICES
-from .common import add_overwrite_option, command_line, formatter
+from ..spiking.devices import DEVICES, resolve_device
+from .common import DEVICE_HELP, add_overwrite_option, command_line, formatter
 
-DEFAULT_DEVICE = "runtime"  # one short run: no standalone project to compile
 #: what a simulation writes into OUT (an OUT holding any of them is refused without --overwrite)
 OUTPUTS = ("transitions.csv", "transitions.npz", "raster.png", "rates.csv", "rates.png", "simulation.json")
 
@@ -57,7 +56,7 @@ def add_parser(subparsers):
     p.add_argument("--format", default="csv", choices=("csv", "npz"), help="file of the transitions (default: csv)")
     p.add_argument("--start", default="rest", choices=("rest", "random"),
                    help="start state of the free neurons: all at rest, or on with probability 1/2 (default: rest)")
-    p.add_argument("--device", choices=DEVICES, default=None, help=f"where Brian2 runs (default: {DEFAULT_DEVICE})")
+    p.add_argument("--device", choices=DEVICES, default=None, help=DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/simulate-<model>, <model> being "
                    "the model file's name, or its folder's for a model.npz)")
@@ -98,7 +97,7 @@ def run(args):
     if earlier and not args.overwrite:
         raise ConfigError(f"--out {out}: holds an earlier simulation ({', '.join(earlier)}); "
                           "pass --overwrite to replace it, or choose another --out")
-    device = args.device or DEFAULT_DEVICE
+    device = resolve_device(args.device)
     t0 = time.perf_counter()
     tr = simulate(model, duration, clamp=clamp, start=args.start, device=device, dt_ms=dt, seed=args.seed)
     seconds = time.perf_counter() - t0

@@ -8,14 +8,16 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..spiking.devices import DEVICES
 from ..spiking.stdp import PairingProtocol
+from .common import DEVICE_HELP, time_ms
 
 DESCRIPTION = """\
 Simulate a spike-timing pairing protocol (Bi & Poo 1998 style) on the spiking engine: pre and
 post spikes forced dt ms apart, PAIRINGS times at FREQUENCY Hz, many independent synapses per
-dt.  Writes a CSV (dt_ms, dw_mean, dw_sem, dw_closed_form, dw_expected, ...: relative weight
-change in % after the protocol; dw_bi_poo is the Bi & Poo curve scaled to PAIRINGS) and
-optionally a figure.  The excited-state time constants and the learning rate default to the
-fit to Bi & Poo.  --fit also fits the closed form to this run's data (FILE-fit-of-run.json).
+dt.  Times are in ms, or Brian2 times (20ms, '0.1 ms').  Writes a CSV (dt_ms, dw_mean, dw_sem,
+dw_closed_form, dw_expected, ...: relative weight change in % after the protocol; dw_bi_poo is
+the Bi & Poo curve scaled to PAIRINGS) and optionally a figure.  The excited-state time
+constants and the learning rate default to the fit to Bi & Poo.  --fit also fits the closed
+form to this run's data (FILE-fit-of-run.json).
 
 examples:
   vpf stdp --out runs/stdp.csv --figure runs/stdp.png
@@ -35,15 +37,15 @@ def add_parser(subparsers):
     p.add_argument("--pairings", type=int, default=d.pairings, help=f"pairings per protocol (default: {d.pairings})")
     p.add_argument("--frequency", type=float, default=d.frequency, metavar="HZ",
                    help=f"pairing frequency in Hz (default: {d.frequency:g})")
-    p.add_argument("--dt-min", type=float, default=d.dt_min, metavar="MS", help=f"default: {d.dt_min:g}")
-    p.add_argument("--dt-max", type=float, default=d.dt_max, metavar="MS", help=f"default: {d.dt_max:g}")
-    p.add_argument("--dt-step", type=float, default=d.dt_step, metavar="MS", help=f"default: {d.dt_step:g}")
-    p.add_argument("--tau-pre", type=float, metavar="MS", help="excited-state time constant of the pre neuron (default: fitted)")
-    p.add_argument("--tau-post", type=float, metavar="MS", help="excited-state time constant of the post neuron (default: fitted)")
+    p.add_argument("--dt-min", default=d.dt_min, metavar="TIME", help=f"default: {d.dt_min:g} (ms)")
+    p.add_argument("--dt-max", default=d.dt_max, metavar="TIME", help=f"default: {d.dt_max:g} (ms)")
+    p.add_argument("--dt-step", default=d.dt_step, metavar="TIME", help=f"default: {d.dt_step:g} (ms)")
+    p.add_argument("--tau-pre", metavar="TIME", help="excited-state time constant of the pre neuron (default: fitted)")
+    p.add_argument("--tau-post", metavar="TIME", help="excited-state time constant of the post neuron (default: fitted)")
     p.add_argument("--eta-rel", type=float, metavar="X", help="learning rate / initial weight (default: fitted)")
     p.add_argument("--bias", type=float, default=d.bias, help=f"neuron bias; sets the spontaneous rate (default: {d.bias:g})")
-    p.add_argument("--sim-dt", type=float, default=d.sim_dt, metavar="MS", help=f"simulation time step (default: {d.sim_dt:g})")
-    p.add_argument("--device", default=d.device, help=f"{', '.join(DEVICES)} (default: {d.device})")
+    p.add_argument("--sim-dt", default=d.sim_dt, metavar="TIME", help=f"simulation time step (default: {d.sim_dt:g} ms)")
+    p.add_argument("--device", choices=DEVICES, default=None, help=DEVICE_HELP)
     p.add_argument("--seed", type=int, default=d.seed, help=f"default: {d.seed}")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="CSV to write")
     p.add_argument("--figure", metavar="FILE.png", help="also write this figure")
@@ -63,10 +65,10 @@ def run(args):
         raise ConfigError(f"--out {out}: expected a .csv file name")
     if args.figure and Path(args.figure).suffix.lower() != ".png":
         raise ConfigError(f"--figure {args.figure}: expected a .png file name")
+    times = {name: time_ms(getattr(args, name), "--" + name.replace("_", "-"), signed=name in ("dt_min", "dt_max"))
+             for name in ("dt_min", "dt_max", "dt_step", "tau_pre", "tau_post", "sim_dt")}
     proto = PairingProtocol(rule=args.rule, synapses=args.synapses, pairings=args.pairings, frequency=args.frequency,
-                            dt_min=args.dt_min, dt_max=args.dt_max, dt_step=args.dt_step, tau_pre=args.tau_pre,
-                            tau_post=args.tau_post, eta_rel=args.eta_rel, bias=args.bias, sim_dt=args.sim_dt,
-                            device=args.device, seed=args.seed)
+                            eta_rel=args.eta_rel, bias=args.bias, device=args.device, seed=args.seed, **times)
     result = simulate(proto, progress=not args.no_progress)
     write_csv(result, out)
     p, t = result.protocol, result.table

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..spiking.devices import DEVICES
 from ..trainers.params import OPTIONS
-from .common import command_line, formatter, print_train_summary
+from .common import DEVICE_HELP, command_line, formatter, print_train_summary, time_ms
 from .options import add_arguments, flag, from_args, given_args
 
 #: Help texts that say more than the declaration for this command.
@@ -56,13 +56,14 @@ def add_parser(subparsers):
                    help="batch: numpy minibatches (default); spiking: the event-driven network")
     g = p.add_argument_group("spiking engine (--engine spiking)")
     g.add_argument("--device", choices=DEVICES, default=None,
-                   help="spiking engine: where Brian2 runs (default: cpp_standalone)")
+                   help=f"spiking engine: {DEVICE_HELP}")
     g.add_argument("--eta", type=float, help="spiking engine: weight change per event (default 0.01; "
                    "--lr is used when --eta is not given)")
     g.add_argument("--rule", choices=("symmetric", "asymmetric"), help="spiking engine: plasticity rule")
-    g.add_argument("--settle-ms", type=float, help="spiking engine: settle window per hidden layer (30)")
-    g.add_argument("--learn-ms", type=float, help="spiking engine: learning window per example (10)")
-    g.add_argument("--dt-ms", type=float, help="spiking engine: simulation time step (0.1)")
+    g.add_argument("--settle-ms", metavar="TIME", help="spiking engine: settle window per hidden layer (30; "
+                   "a number in ms or a Brian2 time such as 30ms)")
+    g.add_argument("--learn-ms", metavar="TIME", help="spiking engine: learning window per example (10)")
+    g.add_argument("--dt-ms", metavar="TIME", help="spiking engine: simulation time step (0.1)")
     g.add_argument("--chunk", type=int, help="spiking engine: examples per simulation run (100)")
     p.set_defaults(func=run)
     return p
@@ -121,8 +122,9 @@ def spiking_config_from_args(args):
     if eta is None and "learning_rate" in given:
         eta = s["learning_rate"]  # --lr stands for --eta
     spiking = {"epochs": s["epochs"], "seed": s["seed"], "eta": eta,
-               "device": args.device or "cpp_standalone", "rule": args.rule, "settle_ms": args.settle_ms,
-               "learn_ms": args.learn_ms, "dt_ms": args.dt_ms, "chunk": args.chunk}
+               "device": args.device, "rule": args.rule, "chunk": args.chunk,
+               **{name: time_ms(getattr(args, name), "--" + name.replace("_", "-"))
+                  for name in ("settle_ms", "learn_ms", "dt_ms")}}
     if not s["progress"]:
         spiking["progress"] = False
     return ProtocolConfig({

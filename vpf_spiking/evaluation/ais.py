@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ModelError
+from ..errors import ConfigError, DataError, ModelError, VPFWarning
 from ..model import pixel_log_odds, softplus
 from ..sampling import bernoulli, sigmoid
 from ..trainers.threads import blas_threads as limit_blas_threads
@@ -257,6 +258,45 @@ def evaluate_ais(model, test, base_data=None, n_betas=14500, n_runs=100, schedul
     out = res.as_dict()
     out.update({"log_z_se": res.se, "test_ll": ll, "ll_se": ll_se})
     del out["se"]
+    problems = ais_warnings(model, out)
+    for message in problems:
+        warnings.warn(message, VPFWarning, stacklevel=2)
+    out["warning"] = "; ".join(problems)
+    return out
+
+
+#: effective sample size below which an AIS estimate is called unconverged
+MIN_ESS = 10.0
+#: |parameter| / T beyond which every unit is saturated: the model has diverged, AIS is meaningless
+MAX_SANE_FIELD = 1e3
+
+
+def rbm_log_z_bounds(model) -> tuple[float, float]:
+    """Bounds every RBM obeys: -E(0)/T = 0 <= log Z <= (n_v + n_h) log 2 + max_x (-E(x)/T).
+
+    The maximum is bounded by the sum of the positive parts of all weights and biases over T.
+    """
+    pos = sum(float(np.clip(p, 0, None).sum(dtype=np.float64)) for p in (model.W[1], model.b[0], model.b[1]))
+    return 0.0, (model.sizes[0] + model.sizes[1]) * float(np.log(2.0)) + pos / model.temperature
+
+
+def ais_warnings(model, result: dict) -> list[str]:
+    """Why an AIS ``result`` of ``model`` (an RBM) should not be trusted; empty when none applies."""
+    out = []
+    log_z = result["log_z"]
+    big = max(float(np.max(np.abs(p))) for p in model.parameters().values()) / model.temperature
+    if not np.isfinite(log_z):
+        out.append(f"AIS gave log Z = {log_z}: the estimate is not finite")
+    else:
+        lo, hi = rbm_log_z_bounds(model)
+        if not lo - 1e-6 * abs(hi) <= log_z <= hi * (1 + 1e-9) + 1e-9:
+            out.append(f"AIS gave log Z = {log_z:.4g}, outside the bounds every RBM obeys [{lo:.4g}, {hi:.4g}]")
+    if big > MAX_SANE_FIELD:
+        out.append(f"log Z = {log_z:.4g} comes from a model whose largest |parameter|/T is {big:.3g}: "
+                   f"it has diverged and no AIS estimate of it means anything")
+    if result.get("ess", np.inf) < MIN_ESS:
+        out.append(f"AIS effective sample size {result['ess']:.1f} of {result.get('n_runs', '?')} runs is below "
+                   f"{MIN_ESS:g}: log Z is unconverged and probably too low (use more inverse temperatures)")
     return out
 
 

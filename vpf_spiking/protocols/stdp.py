@@ -8,7 +8,7 @@
     frequency = [1.0, 20.0]              # Hz; a number or a list
     synapses = 200
     pairings = 60
-    device = "runtime"
+    device = "cpp_standalone"          # default: the one device policy (devices.default_device)
     fit = false                          # also fit the closed form to the run's data
 
 Every rule at every frequency is one :class:`~vpf_spiking.spiking.stdp.PairingProtocol`.

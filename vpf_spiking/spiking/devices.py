@@ -64,9 +64,12 @@ __all__ = [
     "DEVICES", "DEVICE_TABLE", "Device", "RuntimeDevice", "CppStandaloneDevice", "CudaStandaloneDevice",
     "StandaloneSession", "get_device", "check_device", "cache_dir", "setup_runtime", "build_standalone",
     "patch_makefile", "curand_paths", "compile_estimate", "record_compile_time", "DEFAULT_COMPILE_S",
+    "DEVICE_ENV", "default_device", "resolve_device",
 ]
 
 
+from .cuda_toolkit import (_gpu_pinned, _has_gpu, _has_nvcc, _link_unversioned,  # noqa: F401,E402
+                           curand_paths, patch_makefile)
 from .compile_cache import (COMPILE_TIMES_FILE, DEFAULT_COMPILE_S, _CythonCompiles,  # noqa: F401,E402
                             announce_compile, cache_dir, compile_estimate, record_compile_time)
 
@@ -366,52 +369,6 @@ class CppStandaloneDevice(StandaloneDevice):
 
 
 # ============================================================================ CUDA
-def patch_makefile(directory) -> bool:
-    """CUDA 13's nvcc rejects ``-std=c++11`` (Thrust/CUB need C++17): rewrite it in place."""
-    changed = False
-    for name in ("makefile", "Makefile"):
-        path = Path(directory) / name
-        if path.exists():
-            text = path.read_text()
-            new = text.replace("-std=c++11", "-std=c++17").replace("-std=c++14", "-std=c++17")
-            if new != text:
-                path.write_text(new)
-                changed = True
-    return changed
-
-
-def curand_paths(search_locations=None):
-    """Include and library folders of the ``nvidia-curand`` wheel (``nvidia/curand`` for CUDA 12,
-    ``nvidia/cu13`` for CUDA 13), or ``(None, None)``.
-
-    ``search_locations`` defaults to the folders of the ``nvidia`` namespace package.
-    """
-    if search_locations is None:
-        import importlib.util
-
-        spec = importlib.util.find_spec("nvidia")
-        if spec is None or not spec.submodule_search_locations:
-            return None, None
-        search_locations = spec.submodule_search_locations
-    for root in search_locations:
-        for header in sorted(Path(root).glob("*/include/curand.h")):
-            base = header.parent.parent
-            lib = base / "lib"
-            return str(base / "include"), (str(lib) if lib.is_dir() else None)
-    return None, None
-
-
-def _has_gpu() -> bool:
-    return (shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
-            or any(Path("/proc/driver/nvidia/gpus").glob("*")))
-
-
-def _has_nvcc() -> bool:
-    cuda = os.environ.get("CUDA_PATH") or os.environ.get("CUDA_HOME")
-    return (shutil.which("nvcc") is not None or (cuda is not None and Path(cuda, "bin", "nvcc").exists())
-            or Path("/usr/local/cuda/bin/nvcc").exists())
-
-
 class CudaStandaloneDevice(StandaloneDevice):
     """brian2cuda's CUDA standalone device (not seeded per run: cuRAND seeds itself)."""
 
@@ -451,22 +408,6 @@ class CudaStandaloneDevice(StandaloneDevice):
         patch_makefile(directory)
 
 
-def _gpu_pinned() -> bool:
-    return bool(os.environ.get("VPF_CUDA_COMPUTE_CAPABILITY") or os.environ.get("VPF_CUDA_NO_GPU"))
-
-
-def _link_unversioned(lib: Path):
-    """The wheel ships ``libcurand.so.10`` without the unversioned link name the linker wants."""
-    link = lib / "libcurand.so"
-    if not link.exists():
-        versioned = sorted(lib.glob("libcurand.so.*"))
-        if versioned:
-            try:
-                link.symlink_to(versioned[0].name)
-            except OSError:
-                pass
-
-
 # ============================================================================ the table
 #: name -> back-end class; the one place a new device is added
 DEVICE_TABLE: dict[str, type[Device]] = {
@@ -484,6 +425,40 @@ def check_device(name: str) -> str:
     return name
 
 
+#: environment variable that sets the default device of every command (``runtime``, ...)
+DEVICE_ENV = "VPF_DEVICE"
+
+
+def _cxx_compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def default_device() -> str:
+    """The device every command and simulation uses when none is given.
+
+    One policy for ``vpf train --engine spiking``, ``vpf stdp``, ``vpf simulate``, the protocol
+    kinds and the library: ``$VPF_DEVICE`` when set; otherwise ``cpp_standalone`` where a C++
+    compiler exists (a network compiles once per structure, in 7-35 s, and later runs of any
+    command reuse the binary; the runtime device's first Cython compile takes longer and every
+    run is slower), else ``runtime``.  ``cuda_standalone`` is never picked by default (a GPU is
+    asked for explicitly, or through ``$VPF_DEVICE``).
+    """
+    name = os.environ.get(DEVICE_ENV, "").strip()
+    if name:
+        if name not in DEVICE_TABLE:
+            raise ConfigError(f"${DEVICE_ENV}={name!r} names no device; choose one of {', '.join(DEVICES)}")
+        return name
+    return "cpp_standalone" if _cxx_compiler() else "runtime"
+
+
+def resolve_device(name: str | None) -> str:
+    """``name`` checked, or :func:`default_device` when it is None."""
+    return default_device() if name is None else check_device(name)
+
+
 def get_device(name: str) -> Device:
     """A new back-end object for ``name`` (see :data:`DEVICE_TABLE`)."""
     return DEVICE_TABLE[check_device(name)]()
@@ -492,7 +467,3 @@ def get_device(name: str) -> Device:
 def build_standalone(directory, kind: str) -> None:
     """Generate, patch and compile the current standalone project of back-end ``kind`` (does not run it)."""
     get_device(kind).build(directory)
-
-
-# names used before the back-ends became objects
-_curand_paths = curand_paths

@@ -77,7 +77,8 @@ class SpikingNetwork:
     ----------
     model : BoltzmannMachine
         Parameters are read before every run and, with plasticity, written back after it.
-    device : "runtime", "cpp_standalone" or "cuda_standalone"
+    device : "runtime", "cpp_standalone", "cuda_standalone" or None
+        None: :func:`~vpf_spiking.spiking.devices.default_device`.
     dt_ms : float
         Simulation time step (0.1 ms with tau = 10 ms loses well under 1 % of events).
     slot_ms, n_slots : float, int
@@ -102,9 +103,10 @@ class SpikingNetwork:
         Standalone project folder (default: a hashed folder under the cache).
     """
 
-    def __init__(self, model, *, device="runtime", dt_ms=0.1, slot_ms=None, n_slots=1, duration_ms=None,
+    def __init__(self, model, *, device=None, dt_ms=0.1, slot_ms=None, n_slots=1, duration_ms=None,
                  rule=None, eta=0.0, eta_b=0.0, replicas=1, record_ms=None, seed=0, codegen=None,
                  directory=None, record_transitions=False):
+        device = dev.resolve_device(device)
         self._device = dev.get_device(device)
         model.validate()
         self.model = model

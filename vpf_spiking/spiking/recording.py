@@ -36,12 +36,13 @@ _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lamb
         ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a ** b}
 
 
-def parse_duration(text, what="duration", allow_zero=False) -> float:
+def parse_duration(text, what="duration", allow_zero=False, signed=False) -> float:
     """A time written as a Brian2 quantity, in ms; a plain number is taken as ms.
 
     ``"500ms"``, ``"500 ms"``, ``"0.5 s"``, ``"2*second"``, ``"1.5e3*usecond"`` and ``"250"`` are
     accepted; anything else (another dimension, a name that is not a Brian2 unit, a function
     call, a negative or non-finite value) is a one-line :class:`ConfigError` naming ``what``.
+    ``signed``: any finite time, negative ones too (a spike-timing difference).
     """
     from brian2 import ms, second
     from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, have_same_dimensions
@@ -73,6 +74,10 @@ def parse_duration(text, what="duration", allow_zero=False) -> float:
     if not isinstance(value, Quantity) or not have_same_dimensions(value, second):
         raise fail("not a time")
     result = float(value / ms)
+    if signed:
+        if not math.isfinite(result):
+            raise fail("must be finite")
+        return result
     if not math.isfinite(result) or result < 0 or (result == 0 and not allow_zero):
         raise fail("must be a positive, finite time" if not allow_zero else "must be >= 0 and finite")
     return result
@@ -210,7 +215,7 @@ class Transitions:
                    [d[f"final_{l}"] for l in range(L)], d["t_ms"], d["layer"], d["neuron"], d["state"])
 
 
-def simulate(model, duration_ms, *, clamp=None, start="rest", device="runtime", dt_ms=0.1, seed=0,
+def simulate(model, duration_ms, *, clamp=None, start="rest", device=None, dt_ms=0.1, seed=0,
              codegen=None, directory=None) -> Transitions:
     """Run ``model``'s spiking network for ``duration_ms`` without plasticity; record every transition.
 

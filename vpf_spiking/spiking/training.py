@@ -67,7 +67,8 @@ class SpikingTrainer:
     dt_ms : float
     chunk : int
         Examples per Brian2 run.
-    device : "runtime", "cpp_standalone" or "cuda_standalone"
+    device : "runtime", "cpp_standalone", "cuda_standalone" or None
+        None: :func:`~vpf_spiking.spiking.devices.default_device`.
     seed : int
     checkpoint : path or None
     checkpoint_every : int
@@ -88,7 +89,7 @@ class SpikingTrainer:
     learn_ms: float = 10.0
     dt_ms: float = 0.1
     chunk: int = 100
-    device: str = "cpp_standalone"
+    device: str | None = None
     seed: int = 0
     checkpoint: object = None
     checkpoint_every: int = 10
@@ -110,9 +111,9 @@ class SpikingTrainer:
             raise ConfigError(f"unknown visible_bias_init {self.visible_bias_init!r}; use 'marginals' or 'zero'")
         if self.rule not in ("symmetric", "asymmetric"):
             raise ConfigError(f"unknown rule {self.rule!r}; use 'symmetric' or 'asymmetric'")
-        from .devices import check_device
+        from .devices import resolve_device
 
-        check_device(self.device)
+        self.device = resolve_device(self.device)
         if self.chunk < 1 or self.checkpoint_every < 1:
             raise ConfigError("chunk and checkpoint_every must be >= 1")
         for name in ("settle_ms", "learn_ms", "dt_ms"):

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ...errors import ConfigError
-from ..devices import check_device
+from ..devices import resolve_device
 from .theory import (
     StdpFit, bi_poo_curve, check_rule, closed_form, expected_change, expected_change_discrete, fit_bi_poo,
     spontaneous_rate_hz,
@@ -55,7 +55,7 @@ class PairingProtocol:
     Times in ms, frequency in Hz.  ``tau_pre``, ``tau_post`` and ``eta_rel`` default (None) to
     the fit to Bi & Poo (:func:`fit_bi_poo`).  ``window`` (ms) is the simulated spacing of
     pairings; None: ``min(1000/frequency, max|dt| + 10 max(tau))`` (see the module docstring).
-    ``device`` is one of :data:`vpf_spiking.spiking.devices.DEVICES`.  ``fit``: the fit to Bi &
+    ``device`` is one of :data:`vpf_spiking.spiking.devices.DEVICES` (None: :func:`~vpf_spiking.spiking.devices.default_device`).  ``fit``: the fit to Bi &
     Poo that supplied the defaults (set by :meth:`validated`).
     """
 
@@ -74,7 +74,7 @@ class PairingProtocol:
     w0: float = 1e-4
     sim_dt: float = 0.1
     window: float | None = None
-    device: str = "runtime"
+    device: str | None = None
     seed: int = 0
     block_pre: int | None = None
     fit: StdpFit | None = field(default=None, repr=False, compare=False)
@@ -84,9 +84,9 @@ class PairingProtocol:
         """A copy with defaults filled in (fitted taus and eta); ConfigError on bad values."""
         p = replace(self)
         check_rule(p.rule)
-        if not isinstance(p.device, str):
+        if p.device is not None and not isinstance(p.device, str):
             raise ConfigError(f"device must be a string, got {p.device!r}")
-        check_device(p.device)
+        p.device = resolve_device(p.device)
         for name in ("synapses", "pairings"):
             v = getattr(p, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
