@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/first_run.py [--device runtime] [--python PY] [--keep DIR] [-- extra vpf stdp args]
+    .venv/bin/python benchmarks/first_run.py [--device cpp_standalone|runtime] [--python PY] [--keep DIR] [-- extra vpf stdp args]
 
 Creates an empty spiking-engine cache folder (``$VPF_SPIKING_CACHE``, where
 :func:`vpf_spiking.spiking.devices.cache_dir` keeps the runtime device's Cython modules, the
@@ -65,11 +65,16 @@ def run_once(python, device, cache, pycache, out, extra):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="runtime", help="runtime (the default of vpf stdp) or cpp_standalone")
+    ap.add_argument("--device", default=None,
+                    help="runtime or cpp_standalone (default: the default of every command, devices.default_device())")
     ap.add_argument("--python", default=sys.executable, help="interpreter to run vpf with (default: this one)")
     ap.add_argument("--keep", metavar="DIR", help="make the caches under DIR (must not exist) and keep them")
     ap.add_argument("extra", nargs="*", help="more vpf stdp arguments (after --)")
     args = ap.parse_args(argv)
+    if args.device is None:
+        from vpf_spiking.spiking.devices import default_device
+
+        args.device = default_device()
 
     if args.keep:
         root = Path(args.keep)

@@ -18,10 +18,10 @@ and, with ``fit = true``, ``fit-of-run.json``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..io import write_json
 from ..spiking.stdp import PairingProtocol
 from .config import TOP_KEYS, check_keys, get_value, table
 
@@ -34,15 +34,6 @@ STDP_KEYS = frozenset({"rule", "synapses", "pairings", "frequency", "dt_min", "d
 _TYPES = (("synapses", int), ("pairings", int), ("seed", int), ("dt_min", float), ("dt_max", float),
           ("dt_step", float), ("tau_pre", float), ("tau_post", float), ("eta_rel", float), ("bias", float),
           ("temperature", float), ("w0", float), ("sim_dt", float), ("window", float), ("device", str))
-
-
-def write_json(path, obj) -> Path:
-    """Write ``obj`` as indented JSON atomically (numpy scalars as floats)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
-    return path
 
 
 def _stdp_table(config):

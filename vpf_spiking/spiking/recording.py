@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
+from ..io import atomic_open, write_csv
 from .equations import CLAMP0
 from .network import MAX_RATE_DT, SpikingNetwork
 
@@ -184,12 +185,10 @@ class Transitions:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w") as fh:
+            with atomic_open(path, "w") as fh:
                 fh.write("time_ms,layer,neuron,state\n")
                 rows = np.column_stack([self.t_ms, self.layer, self.neuron, self.state])
                 np.savetxt(fh, rows, fmt=["%.4f", "%d", "%d", "%d"], delimiter=",")
-            tmp.replace(path)
             return path
         if fmt != "npz":
             raise ConfigError(f"unknown transitions format {fmt!r}; use csv or npz")
@@ -340,12 +339,7 @@ def save_rates(rates: dict, path) -> Path:
     """``rates.csv``: one row per time bin (see :meth:`Transitions.rates`)."""
     import pandas as pd
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rates).to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
-    return path
+    return write_csv(pd.DataFrame(rates), path, float_format="%.6g")
 
 
 def _save(fig, path) -> Path:

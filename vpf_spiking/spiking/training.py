@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError, TrainingDiverged
+from ..io import write_csv
 from ..model import BoltzmannMachine, atomic_savez, pixel_log_odds
 from .equations import CLAMP0, FREE, HOLD
 from .network import SpikingNetwork
@@ -282,11 +283,7 @@ class SpikingTrainer:
             return
         import pandas as pd
 
-        path = Path(self.metrics_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        pd.DataFrame(history).to_csv(tmp, index=False)
-        tmp.replace(path)
+        write_csv(pd.DataFrame(history), self.metrics_file)
 
     @staticmethod
     def _snapshot(model, net, epoch, pos, history) -> dict:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
+
+from ..io import atomic_write_text
 
 __all__ = ["STATE_FILE", "LOG_FILE", "MAIN_TABLES", "read_state", "write_state", "is_complete",
            "summary_figures", "write_results", "atomic_write_text", "results_frame"]
@@ -43,14 +44,6 @@ MAIN_TABLES = {
 
 #: Columns of results.csv that the sweep itself fills (summary figures never take these names).
 RESERVED = ("point", "status", "wall_s", "error", "reused", "attempts", "worker")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_state(folder: Path) -> dict | None:

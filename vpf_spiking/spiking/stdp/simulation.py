@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import TrainingDiverged
+from ...io import write_csv as io_write_csv
 from ..devices import get_device
 from ..network import SimulationInterrupted
 from .protocol import PairingProtocol
@@ -207,13 +208,7 @@ def fit_of_run(result: StdpResult) -> dict:
 # ============================================================================ output
 def write_csv(result, path) -> Path:
     """Write the table of a result (or a DataFrame) atomically: a temporary file renamed into place."""
-    table = getattr(result, "table", result)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
-    return path
+    return io_write_csv(getattr(result, "table", result), path, float_format="%.6g")
 
 
 def plot(results, path, title=None) -> Path:
