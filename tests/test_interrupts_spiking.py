@@ -111,7 +111,7 @@ def test_ctrl_c_during_spiking_training_on_cpp_standalone_then_resume_is_bit_ide
     assert "Traceback" not in err, err
     assert len(pd.read_csv(metrics)) == 1        # the interrupted chunk reached neither metrics ...
     with np.load(cut / "checkpoint.npz") as f:   # ... nor the checkpoint
-        assert json.loads(str(f["meta"]))["pos"] == 100
+        assert json.loads(str(f["meta"]))["position"] == 100
     assert not (cut / "model.npz").exists()
     env = {**os.environ}
     done = subprocess.run([sys.executable, "-m", "vpf_spiking.cli", *argv(cut, "--resume")], capture_output=True,

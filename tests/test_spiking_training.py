@@ -287,7 +287,7 @@ def test_ctrl_c_on_the_runtime_device_exits_130_and_resume_is_bit_identical(tmp_
     with np.load(out / "checkpoint.npz") as f:
         import json
 
-        assert json.loads(str(f["meta"]))["pos"] == 100
+        assert json.loads(str(f["meta"]))["position"] == 100
     assert not (out / "model.npz").exists()
     done = subprocess.run(command(out, "--resume"), capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -298,3 +298,48 @@ def test_ctrl_c_on_the_runtime_device_exits_130_and_resume_is_bit_identical(tmp_
     for key, v in b.parameters().items():
         assert np.array_equal(a.parameters()[key], v), key
     assert list(pd.read_csv(out / "metrics.csv")["examples"]) == [100, 200, 300]
+
+
+def test_spiking_checkpoints_are_the_batch_format_and_refuse_non_finite_state(tmp_path):
+    """Both engines write vpf_spiking.checkpoint's format; a NaN checkpoint is refused on resume;
+    a checkpoint of the spiking trainer's earlier format still resumes."""
+    import json
+
+    from vpf_spiking.checkpoint import load_checkpoint, save_checkpoint
+    from vpf_spiking.spiking.training import LEGACY_CHECKPOINT_FORMAT
+
+    x = toy_data(40, 4)
+    ck = tmp_path / "ck.npz"
+
+    def trainer(epochs=1):
+        return SpikingTrainer(eta=0.03, chunk=20, device="runtime", epochs=epochs, checkpoint=ck, checkpoint_every=1,
+                              progress=False)
+
+    m = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    trainer().fit(m, x)
+    c = load_checkpoint(ck)
+    assert (c.epoch, c.position, c.rng_state, c.optimizer) == (1, 0, None, {})
+    assert sorted(c.extra) == ["state.0", "state.1"] and c.extra["state.0"].shape[-1] == 9
+    for key, v in m.parameters().items():
+        assert np.array_equal(c.model.parameters()[key], v), key
+    # a diverged state is never resumed from
+    bad = c.model.copy()
+    save_checkpoint(ck, epoch=1, position=0, model=bad, optimizer={"m": np.array([np.inf])}, rng=None,
+                    trainer=c.trainer, data=c.data, history=c.history, extra=c.extra)
+    with pytest.raises(ConfigError, match="non-finite"):
+        trainer(2).fit(BoltzmannMachine([9, 4], seed=0, dtype=np.float64), x, resume=True)
+    # the earlier format: same content, other layout
+    meta = {"epoch": 1, "pos": 0, "history": c.history, "trainer": c.trainer, "data": [[40, 9], float(x.sum())],
+            "model": m._meta(), "state_layers": 2}
+    arrays = {"format": np.array(LEGACY_CHECKPOINT_FORMAT), "meta": np.array(json.dumps(meta)),
+              **{f"model.{k}": v for k, v in m.parameters().items()}, "state.0": c.extra["state.0"],
+              "state.1": c.extra["state.1"]}
+    np.savez(ck, **arrays)
+    resumed = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    hist = trainer(2).fit(resumed, x, resume=True)
+    assert list(hist["examples"]) == [20, 40, 60, 80]
+    ref = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
+    ck.unlink()
+    trainer(2).fit(ref, x)
+    for key, v in ref.parameters().items():
+        assert np.array_equal(resumed.parameters()[key], v), key

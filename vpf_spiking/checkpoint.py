@@ -1,12 +1,17 @@
 """Training checkpoints: everything needed to continue a run bit for bit, in one pickle-free ``.npz``.
 
+One format for both engines: the batch trainers checkpoint after an epoch, the spiking trainer
+after a chunk of examples (``position`` examples into epoch ``epoch + 1``, the network's state
+in ``extra.state.<layer>``, no optimizer and no random state: its streams are seeded per chunk).
+
 Entries (all plain arrays; ``np.load(path, allow_pickle=False)`` reads them):
 
 * ``format`` = ``"vpf-spiking-checkpoint"``; ``meta``: a JSON string with ``version``, ``epoch``
-  (epochs completed), ``model`` (sizes, intra, temperature, tau_ms, name), ``trainer`` (every
+  (epochs completed), ``position`` (examples of the next epoch already learned from; 0 for the
+  batch trainers), ``model`` (sizes, intra, temperature, tau_ms, name), ``trainer`` (every
   setting, ``trainer.config()``; those of :func:`vpf_spiking.trainers.params.resume_keys` must match
   on resume), ``data`` (shape and sum of the training set, a cheap
-  fingerprint), ``rng`` (``numpy.random.Generator.bit_generator.state``) and ``history`` (one dict
+  fingerprint), ``rng`` (``numpy.random.Generator.bit_generator.state``, or null) and ``history`` (one dict
   of metrics per completed epoch);
 * ``model.<name>``: the parameters (``W1``, ``U1``, ``b0``, ...);
 * ``optim.<key>``: the optimizer state (:meth:`vpf_spiking.trainers.optim.Optimizer.state_arrays`);
@@ -47,9 +52,12 @@ class Checkpoint:
     data: dict
     history: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    position: int = 0
 
     def make_rng(self) -> np.random.Generator:
         """A Generator in exactly the saved state."""
+        if self.rng_state is None:
+            raise ConfigError("checkpoint: holds no random state")
         return restore_rng(self.rng_state)
 
 
@@ -76,17 +84,18 @@ def _plain(value):
     return value
 
 
-def save_checkpoint(path, *, epoch: int, model: BoltzmannMachine, optimizer: dict, rng: np.random.Generator,
-                    trainer: dict, data: dict, history: list, extra: dict | None = None) -> Path:
+def save_checkpoint(path, *, epoch: int, model: BoltzmannMachine, optimizer: dict, rng: np.random.Generator | None,
+                    trainer: dict, data: dict, history: list, extra: dict | None = None, position: int = 0) -> Path:
     """Write a checkpoint atomically; returns the path written (``.npz`` appended if missing)."""
     meta = {
         "version": FORMAT_VERSION,
         "epoch": int(epoch),
+        "position": int(position),
         "model": model._meta(),
         "trainer": _plain(trainer),
         "data": _plain(data),
         # Python's json writes floats with repr, which round-trips exactly (NaN as NaN)
-        "rng": _plain(rng.bit_generator.state),
+        "rng": None if rng is None else _plain(rng.bit_generator.state),
         "history": _plain(list(history)),
     }
     arrays = {"format": np.array(FORMAT_NAME), "meta": np.array(json.dumps(meta))}
@@ -137,8 +146,9 @@ def load_checkpoint(path) -> Checkpoint:
     if isinstance(last, (int, float)) and not math.isfinite(last):
         raise ConfigError(f"{path}: the objective of epoch {history[-1].get('epoch', epoch)} is {last}: the run it "
                           f"comes from diverged, so it cannot be resumed; train again without --resume")
-    return Checkpoint(epoch=epoch, model=model, optimizer=optimizer, rng_state=meta["rng"],
-                      trainer=meta.get("trainer", {}), data=meta.get("data", {}), history=history, extra=extra)
+    return Checkpoint(epoch=epoch, model=model, optimizer=optimizer, rng_state=meta.get("rng"),
+                      trainer=meta.get("trainer", {}), data=meta.get("data", {}), history=history, extra=extra,
+                      position=int(meta.get("position", 0)))
 
 
 def non_finite(a) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelError
-from ..io import atomic_open, write_csv
+from ..io import atomic_open, atomic_savez, write_csv
 from .equations import CLAMP0
 from .network import MAX_RATE_DT, SpikingNetwork
 
@@ -192,8 +192,6 @@ class Transitions:
             return path
         if fmt != "npz":
             raise ConfigError(f"unknown transitions format {fmt!r}; use csv or npz")
-        from ..model import atomic_savez
-
         arrays = {"format": np.array(TRANSITIONS_FORMAT), "sizes": np.array(self.sizes),
                   "duration_ms": np.array(self.duration_ms), "dt_ms": np.array(self.dt_ms),
                   "clamped": np.array(self.clamped), "t_ms": self.t_ms, "layer": self.layer,

@@ -39,13 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import data_fingerprint, load_checkpoint, same_fingerprint, save_checkpoint
 from ..errors import ConfigError, DataError, ModelError, TrainingDiverged
 from ..io import write_csv
-from ..model import BoltzmannMachine, atomic_savez, pixel_log_odds
+from ..model import BoltzmannMachine, pixel_log_odds
 from .equations import CLAMP0, FREE, HOLD
 from .network import SpikingNetwork
 
-CHECKPOINT_FORMAT = "vpf-spiking-spiking-checkpoint"
+#: the spiking trainer's checkpoints before both engines shared vpf_spiking.checkpoint (still read)
+LEGACY_CHECKPOINT_FORMAT = "vpf-spiking-spiking-checkpoint"
 PROBE_EXAMPLES = 1000  # images of the per-chunk learning signal (as the batch engine's probe)
 VISIBLE_BIAS_INITS = ("marginals", "zero")
 
@@ -186,7 +188,7 @@ class SpikingTrainer:
         x = self._check_data(model, x, "training data")
         prefix = "" if probe is None else "val_"
         probe = x[:PROBE_EXAMPLES] if probe is None else self._check_data(model, probe, "probe data")
-        self._data_key = [list(x.shape), float(x.sum())]
+        self._fingerprint = data_fingerprint(x)
         epoch, pos, history, state = 0, 0, [], None
         resumed = bool(resume and self.checkpoint and Path(self.checkpoint).exists())
         if resumed:
@@ -297,33 +299,52 @@ class SpikingTrainer:
         return {k: d[k] for k in ("eta", "eta_b", "rule", "settle_ms", "learn_ms", "dt_ms", "chunk")}
 
     def _save_checkpoint(self, snap):
-        meta = {"epoch": snap["epoch"], "pos": snap["pos"], "history": snap["history"], "trainer": self._settings(),
-                "data": self._data_key, "model": snap["model"]._meta(),
-                "state_layers": 0 if snap["state"] is None else len(snap["state"])}
-        arrays = {"format": np.array(CHECKPOINT_FORMAT), "meta": np.array(json.dumps(meta))}
-        arrays.update({f"model.{k}": v for k, v in snap["params"].items()})
-        for l, y in enumerate(snap["state"] or []):
-            arrays[f"state.{l}"] = y
-        atomic_savez(self.checkpoint, arrays)
+        model = snap["model"].copy()
+        model.set_parameters(snap["params"])
+        save_checkpoint(self.checkpoint, epoch=snap["epoch"], position=snap["pos"], model=model, optimizer={},
+                        rng=None, trainer=self._settings(), data=self._fingerprint, history=snap["history"],
+                        extra={f"state.{l}": y for l, y in enumerate(snap["state"] or [])})
 
     def _load_checkpoint(self, model, x):
+        """(epoch, position, history, network state) of the checkpoint, its parameters put into ``model``."""
         path = Path(self.checkpoint)
+        if _format_of(path) == LEGACY_CHECKPOINT_FORMAT:
+            return self._load_legacy_checkpoint(model, path)
+        ck = load_checkpoint(path)
+        self._check_resumable(path, ck.trainer, ck.data, ck.model.sizes, model)
+        model.set_parameters(ck.model.parameters())
+        # the network's state where the checkpointed chunk ended
+        layers = sorted(int(k.split(".")[1]) for k in ck.extra if k.startswith("state."))
+        state = [ck.extra[f"state.{l}"] for l in layers] or None
+        return ck.epoch, ck.position, ck.history, state
+
+    def _check_resumable(self, path, trainer, data, sizes, model):
+        if trainer != self._settings():
+            raise ConfigError(f"{path}: written with other trainer settings {trainer}")
+        if not same_fingerprint(data, self._fingerprint):
+            raise DataError(f"{path}: written for other training data")
+        if list(sizes) != list(model.sizes):
+            raise ModelError(f"{path}: written for a network with sizes {list(sizes)}")
+
+    def _load_legacy_checkpoint(self, model, path):
+        """A checkpoint of the spiking trainer's own earlier format (``vpf-spiking-spiking-checkpoint``)."""
         try:
             with np.load(path, allow_pickle=False) as f:
                 data = {k: f[k] for k in f.files}
             meta = json.loads(str(data["meta"]))
-            ok = str(data["format"]) == CHECKPOINT_FORMAT
         except Exception as exc:
             raise ModelError(f"{path}: not a readable spiking checkpoint ({exc})") from None
-        if not ok:
-            raise ModelError(f"{path}: not a spiking-training checkpoint")
-        if meta["trainer"] != self._settings():
-            raise ConfigError(f"{path}: written with other trainer settings {meta['trainer']}")
-        if meta["data"] != self._data_key:
-            raise DataError(f"{path}: written for other training data")
-        if list(meta["model"]["sizes"]) != list(model.sizes):
-            raise ModelError(f"{path}: written for a network with sizes {meta['model']['sizes']}")
+        shape, total = meta["data"]
+        self._check_resumable(path, meta["trainer"], {"shape": shape, "sum": total}, meta["model"]["sizes"], model)
         model.set_parameters({k[len("model."):]: v for k, v in data.items() if k.startswith("model.")})
-        # the network's state where the checkpointed chunk ended (older checkpoints: from rest)
         state = [data[f"state.{l}"] for l in range(int(meta.get("state_layers", 0)))] or None
         return int(meta["epoch"]), int(meta["pos"]), list(meta["history"]), state
+
+
+def _format_of(path) -> str | None:
+    """The ``format`` entry of an ``.npz`` (None when unreadable: the loader then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return str(f["format"]) if "format" in f.files else None
+    except Exception:
+        return None
