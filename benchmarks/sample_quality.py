@@ -13,7 +13,9 @@ machine state, so compare them with each other, not with other runs.
     ../shared/tools/quiet .venv/bin/python benchmarks/sample_quality.py --network dbm-500-1000 --methods vpf \
         --steps-sweep 1,10 --below zero
 
-Targets (issue 12): vpf_confident >= 0.5, vpf_classes >= 8, vpf_blank <= 0.02.
+Targets (issue 12): vpf_confident >= 0.5, vpf_classes >= 8, vpf_blank <= 0.02 (at the default K).
+``*_best_k``, ``*_best_confident``, ``*_best_classes``, ``*_best_blank``: the best of the scored
+settings (most classes among those with at most 2 % blank samples, then the most confident).
 It also prints what the hidden-flow theorem (docs/theory.md) predicts for VPF: hidden biases that
 barely move (``*_hidden_bias_rms``) against visible biases that do, and mean hidden activations
 near 1/2 (``*_mean_hidden``).
@@ -96,6 +98,7 @@ def main(argv=None):
             print(f"{name}_mean_hidden: {float(h.mean()):.3f}")
             points = [(k, None) for k in [None] + sweep]
             points += [(k, b) for b in args.below.split(",") if b for k in [None] + sweep]
+            scored = []
             for k, below in points:
                 npy = out / f"samples-k{k or 'default'}{'-' + below if below else ''}.npy"
                 steps = ["--steps", str(k)] if k else []
@@ -111,6 +114,16 @@ def main(argv=None):
                 print(f"{tag}_blank: {q['blank']:.3f}")
                 print(f"{tag}_entropy: {q['class_entropy']:.3f}")
                 print(f"{tag}_frechet: {q['frechet']:.2f}")
+                scored.append((k or 100, below or "mean", q))
+            # the best sampling setting of this model: most classes among those with <= 2 % blank,
+            # then the most confident (the settings a recommended default would be chosen from)
+            ok = [p for p in scored if p[2]["blank"] <= 0.02] or scored
+            k, below, q = max(ok, key=lambda p: (p[2]["classes"], p[2]["confident"]))
+            print(f"{name}_best_k: {k}")
+            print(f"{name}_best_below: {below}")
+            print(f"{name}_best_confident: {q['confident']:.3f}")
+            print(f"{name}_best_classes: {q['classes']}")
+            print(f"{name}_best_blank: {q['blank']:.3f}")
     return 0
 
 

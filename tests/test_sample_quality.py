@@ -211,3 +211,23 @@ def test_sample_quality_protocol_kind(shared_data_dir, tmp_path, monkeypatch):
     doc["samples"]["below"] = "half"
     with pytest.raises(ConfigError, match="below"):
         run_protocol(ProtocolConfig(doc, source="t.toml"), out_dir=tmp_path / "bad")
+
+
+def test_experiment_tables_score_confabulations_of_the_digit_data_sets_only(monkeypatch):
+    import sys
+
+    from vpf_spiking.protocols.sample_quality import score_samples
+
+    sq = sys.modules["vpf_spiking.evaluation.sample_quality"]  # the module (the package exports the function)
+
+    assert score_samples(np.zeros((3, 4)), {"dataset": "my.npy", "data_dir": None}, np.zeros((3, 4))) == {}
+    seen = {}
+
+    def fake_from_dataset(cls, name, data_dir=None, **kw):
+        seen["name"] = name
+        return "clf"
+
+    monkeypatch.setattr(sq.SampleClassifier, "from_dataset", classmethod(fake_from_dataset))
+    monkeypatch.setattr(sq, "sample_quality", lambda s, clf, reference=None: {"blank": 0.5, "classes": 3})
+    out = score_samples(np.zeros((3, 4)), {"dataset": "fashion-mnist", "data_dir": None}, np.zeros((3, 4)))
+    assert out == {"samples_blank": 0.5, "samples_classes": 3} and seen["name"] == "fashion-mnist"

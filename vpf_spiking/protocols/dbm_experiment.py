@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from .config import TOP_KEYS, check_keys, get_value, table
 from .experiments import parse_models, slug, trained_before, training_defaults
 from .inputs import data_settings, load_data, square_shape
+from .sample_quality import score_samples
 from .train import record_settings
 
 #: The keys of a ``[[models]]`` entry besides the VPF trainer options (any of them overrides ``[training]``).
@@ -156,7 +157,8 @@ def run(config, out_dir: Path, resume=True):
                    "sampling_s": t1 - t0, "components_mean": float(comp.mean()),
                    "frac_multi_component": float((comp > 1).mean()),
                    "test_components_mean": float(test_components.mean()),
-                   "test_frac_multi_component": float((test_components > 1).mean())}
+                   "test_frac_multi_component": float((test_components > 1).mean()),
+                   **score_samples(samples, ds, test)}
             if do_parzen:
                 res = parzen_evaluate(data["test_grey"], data["valid_grey"], samples, sigmas)
                 write_table(res.pop("validation"), folder / f"parzen_validation_{prior}")

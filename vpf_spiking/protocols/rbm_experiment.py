@@ -34,6 +34,7 @@ import numpy as np
 from . import ais, parzen, reconstruction
 from .config import TOP_KEYS, check_keys, get_value, table
 from .experiments import parse_models, selected, slug, trained_before, training_defaults
+from .sample_quality import score_samples
 from .train import record_settings
 from .inputs import data_settings, load_data, square_shape
 
@@ -162,7 +163,7 @@ def run(config, out_dir: Path, resume=True):
                 write_table(res.pop("validation"), folder / "parzen_validation")
                 plotting.save_image_grid(samples[:n_show], folder / "samples.png", image_shape,
                                          title=f"{m['label']}: samples ({ps['steps']} Gibbs steps)")
-                row = res
+                row = {**res, **score_samples(samples, ds, test)}
                 write_table(pd.DataFrame([row]), f.with_suffix(""))
             rows.append({"model": m["label"], **row})
         write_table(pd.DataFrame(rows), out_dir / "parzen")

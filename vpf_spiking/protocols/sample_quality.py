@@ -80,3 +80,18 @@ def run(config, out_dir: Path):
                     title=f"prior {s['prior'].upper()}, K={s['steps']}, below={s['below']}")
     print(json.dumps(res, indent=1))
     return res
+
+
+def score_samples(samples, ds: dict, test) -> dict:
+    """Sample-quality scores of an experiment's confabulations, keyed ``samples_<score>``.
+
+    Empty for data other than MNIST and Fashion-MNIST (no classifier); the classifier is trained
+    once per data set and cached (:meth:`SampleClassifier.from_dataset`).
+    """
+    from ..evaluation.sample_quality import SampleClassifier, sample_quality
+    from .inputs import default_data_dir
+
+    if ds["dataset"] not in DATASETS:
+        return {}
+    clf = SampleClassifier.from_dataset(ds["dataset"], data_dir=default_data_dir(ds["data_dir"]))
+    return {f"samples_{k}": v for k, v in sample_quality(samples, clf, reference=test).items()}
