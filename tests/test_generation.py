@@ -219,3 +219,29 @@ def test_below_mean_holds_ungenerated_layers_at_their_data_means():
 def test_below_must_be_mean_or_zero():
     with pytest.raises(ConfigError, match="below must be"):
         confabulate(tiny((4, 3, 2)), 5, below="blank")
+
+
+def test_models_record_how_they_were_trained_and_sampling_follows_it(tmp_path, capsys):
+    """trained_by is saved with the model; vpf sample picks the K measured best for it."""
+    from vpf_spiking.cli import main
+    from vpf_spiking.generation import DEFAULT_STEPS, recommended_steps
+    from vpf_spiking.trainers import make_trainer
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 16)) < 0.3).astype(np.float32)
+    labels = {}
+    for method, kw in (("vpf", {}), ("vpf", {"flow": "rao-blackwell"}), ("pcd", {"k": 1})):
+        m = BoltzmannMachine([16, 5], seed=0)
+        make_trainer(method, epochs=1, batch_size=20, progress=False, **kw).fit(m, x)
+        m.save(tmp_path / f"{m.trained_by.replace(':', '-')}.npz")
+        labels[m.trained_by] = BoltzmannMachine.load(tmp_path / f"{m.trained_by.replace(':', '-')}.npz").trained_by
+    assert labels == {"vpf": "vpf", "vpf:rao-blackwell": "vpf:rao-blackwell", "pcd": "pcd"}
+    assert recommended_steps(BoltzmannMachine([4, 2]))[0] == DEFAULT_STEPS       # untrained: the default
+    assert recommended_steps(BoltzmannMachine.load(tmp_path / "vpf.npz"))[0] == DEFAULT_STEPS
+    assert recommended_steps(BoltzmannMachine.load(tmp_path / "vpf-rao-blackwell.npz"))[0] == 2
+    assert main(["sample", str(tmp_path / "vpf-rao-blackwell.npz"), "--n", "4", "--out", str(tmp_path / "s.png"),
+                 "--no-progress"]) == 0
+    assert "K = 2 Gibbs steps per stage: recommended for a vpf:rao-blackwell model" in capsys.readouterr().out
+    assert main(["sample", str(tmp_path / "vpf-rao-blackwell.npz"), "--n", "4", "--steps", "7",
+                 "--out", str(tmp_path / "s.png"), "--no-progress"]) == 0
+    assert "Gibbs steps per stage" not in capsys.readouterr().out                  # an explicit K is kept

@@ -57,6 +57,10 @@ class BoltzmannMachine:
         Seed of the initialisation.
     dtype : numpy dtype
         float32 for training speed, float64 for exact checks.
+    trained_by : str or None
+        How the parameters were fitted (``"vpf"``, ``"vpf:rao-blackwell"``, ``"pcd"``, ...; set by
+        the trainers, saved with the model); :func:`vpf_spiking.generation.recommended_steps`
+        reads it.
     """
 
     sizes: Sequence[int]
@@ -67,6 +71,7 @@ class BoltzmannMachine:
     dtype: object = np.float32
     name: str = "boltzmann-machine"
     tau_ms: float = 10.0
+    trained_by: str | None = None
     W: list = field(default=None, repr=False)
     U: list = field(default=None, repr=False)
     b: list = field(default=None, repr=False)
@@ -154,7 +159,7 @@ class BoltzmannMachine:
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         return BoltzmannMachine(
             self.sizes, intra=list(self.intra), temperature=self.temperature,
-            dtype=dtype, name=self.name, tau_ms=self.tau_ms,
+            dtype=dtype, name=self.name, tau_ms=self.tau_ms, trained_by=self.trained_by,
             W=[None if w is None else w.astype(dtype, copy=True) for w in self.W],
             U=[None if u is None else u.astype(dtype, copy=True) for u in self.U],
             b=[x.astype(dtype, copy=True) for x in self.b],
@@ -350,7 +355,8 @@ class BoltzmannMachine:
 
     def _meta(self) -> dict:
         return {"version": FORMAT_VERSION, "sizes": list(self.sizes), "intra": list(self.intra),
-                "temperature": float(self.temperature), "tau_ms": float(self.tau_ms), "name": self.name}
+                "temperature": float(self.temperature), "tau_ms": float(self.tau_ms), "name": self.name,
+                "trained_by": self.trained_by}
 
     @classmethod
     def load(cls, path) -> "BoltzmannMachine":
@@ -375,7 +381,8 @@ class BoltzmannMachine:
         dtype = np.result_type(*[x.dtype for x in b])
         try:
             return cls(sizes, intra=intra, temperature=meta["temperature"], tau_ms=meta.get("tau_ms", 10.0),
-                       name=meta.get("name", path.stem), dtype=dtype, W=W, U=U, b=b)
+                       name=meta.get("name", path.stem), dtype=dtype, W=W, U=U, b=b,
+                       trained_by=meta.get("trained_by"))
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
 

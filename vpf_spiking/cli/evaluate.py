@@ -63,7 +63,8 @@ def add_parser(subparsers):
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="independent seeds (0 1 2)")
     g = p.add_argument_group("confabulations (Parzen and sample quality; as 'vpf sample')")
     g.add_argument("--n-samples", type=int, default=10000, help="confabulations (10000)")
-    g.add_argument("--sample-steps", type=int, default=100, metavar="K", help="Gibbs steps per confabulation (100)")
+    g.add_argument("--sample-steps", type=int, default=None, metavar="K",
+                   help="Gibbs steps per confabulation (default: as vpf sample, by the model's training method, else 100)")
     g.add_argument("--prior", type=str.lower, choices=PRIORS, default="p",
                    help="prior of the top layer: r (Bernoulli 1/2) or p (mean bottom-up activation over the "
                         "training split of --data; default)")
@@ -106,7 +107,13 @@ def run(args) -> int:
     elif "samples" in todo and why_not:
         raise ConfigError(why_not)
     model = BoltzmannMachine.load(args.model)
-    if "ais" in todo and not model.is_rbm:
+    if args.sample_steps is None and ({"parzen", "samples"} & set(todo)):
+        from ..generation import recommended_steps
+
+        args.sample_steps, why = recommended_steps(model)
+        print(f"K = {args.sample_steps} Gibbs steps per confabulation: {why}")
+    elif args.sample_steps is None:
+        args.sample_steps = 100
         raise ConfigError(f"{args.model}: --ais is implemented for RBMs; this model has sizes {list(model.sizes)}")
     ds = {"dataset": args.data, "data_dir": args.data_dir, "validation": args.validation, "n_train": None,
           "n_test": args.n_test}

@@ -19,9 +19,10 @@ priors:
   r   every top unit Bernoulli(1/2)
   p   top unit j Bernoulli(mean bottom-up activation of j over the training data; needs --data)
 
-K = 100 (the default) measured best on a VPF RBM-500 trained with the default settings: the
-Frechet distance to the test images falls from 303 at K = 1 to 243 at K = 100.  The sweep over K
-is in docs/results/sample-quality.md.
+K: by default 100, which measured best on a VPF RBM-500 trained with the default settings (the
+Frechet distance to the test images falls from 303 at K = 1 to 243 at K = 100;
+docs/results/sample-quality.md), except for models trained in a way whose chains need another K
+(recorded in the model file: Rao-Blackwellised VPF, K = 2, docs/results/variants.md).
 
 examples:
   vpf sample runs/dbm/model.npz --prior r --out grid.png
@@ -38,8 +39,8 @@ def add_parser(subparsers):
                    help="training data for the p prior (its mean bottom-up top-layer activation)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding mnist/ and fashion-mnist/")
     p.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
-    p.add_argument("--steps", type=int, default=100, metavar="K",
-                   help="Gibbs steps per stage (default: 100; the K sweep: docs/results/sample-quality.md)")
+    p.add_argument("--steps", type=int, default=None, metavar="K",
+                   help="Gibbs steps per stage (default: what the model's training method needs, else 100)")
     p.add_argument("--sweeps", type=int, default=1, help="asynchronous sweeps per update of a layer with intra-layer weights (default: 1)")
     p.add_argument("--binary", action="store_true", help="binary samples instead of p(v | h1)")
     p.add_argument("--top-down", choices=("pair", "held"), default="pair",
@@ -61,7 +62,8 @@ def run(args):
     import numpy as np
 
     from ..data import resolve_data
-    from ..generation import PRIORS, confabulate
+    from ..generation import PRIORS, confabulate, recommended_steps
+    from ..io import atomic_open
     from ..model import BoltzmannMachine
     from ..plotting import save_image_grid
     from ..protocols.inputs import default_data_dir
@@ -69,13 +71,16 @@ def run(args):
     if args.prior not in PRIORS:
         raise ConfigError(f"--prior: unknown value {args.prior!r} (choose from r, p)")
     for opt, v in (("--n", args.n), ("--steps", args.steps), ("--sweeps", args.sweeps)):
-        if v < 1:
+        if v is not None and v < 1:
             raise ConfigError(f"{opt} must be at least 1, got {v}")
     if args.prior == "p" and not args.data:
         raise ConfigError("--prior p needs --data (the training set whose bottom-up activations define it)")
     if args.prior == "r" and args.data:
         raise ConfigError("--data is only used by --prior p")
     model = BoltzmannMachine.load(args.model)
+    if args.steps is None:
+        args.steps, why = recommended_steps(model)
+        print(f"K = {args.steps} Gibbs steps per stage: {why}")
     data = resolve_data(args.data, "train", data_dir=default_data_dir(args.data_dir)) if args.data else None
     samples = confabulate(model, args.n, prior=args.prior, steps=args.steps, rng=args.seed, data=data,
                           sweeps=args.sweeps, binary=args.binary, progress=not args.no_progress,
@@ -87,7 +92,7 @@ def run(args):
     print(f"wrote {png}")
     if args.npy:
         npy = Path(args.npy)
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        np.save(npy, samples)
+        with atomic_open(npy, "wb") as fh:
+            np.save(fh, samples)
         print(f"wrote {npy} ({samples.shape[0]} x {samples.shape[1]})")
     return 0

@@ -188,6 +188,7 @@ class SpikingTrainer:
         x = self._check_data(model, x, "training data")
         prefix = "" if probe is None else "val_"
         probe = x[:PROBE_EXAMPLES] if probe is None else self._check_data(model, probe, "probe data")
+        model.trained_by = "vpf:spiking"
         self._fingerprint = data_fingerprint(x)
         epoch, pos, history, state = 0, 0, [], None
         resumed = bool(resume and self.checkpoint and Path(self.checkpoint).exists())

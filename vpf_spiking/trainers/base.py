@@ -149,6 +149,10 @@ class Trainer:
         pass
 
     # -- subclass hooks
+    def training_label(self) -> str:
+        """What the model records as ``trained_by`` (the method; VPF adds a flow other than the paper's)."""
+        return self.method
+
     def _reset_state(self):
         pass
 
@@ -215,6 +219,7 @@ class Trainer:
                       f"(ask for more epochs to continue)", file=sys.stderr)
         if start == 0:
             self.init_visible_biases(model, x)
+        model.trained_by = self.training_label()
         probe = x[:PROBE_EXAMPLES]
         self._current_epoch = start + 1
         try:

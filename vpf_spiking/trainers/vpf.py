@@ -247,6 +247,9 @@ class VPFTrainer(Trainer):
 
     method = "vpf"
 
+    def training_label(self) -> str:
+        return "vpf" if self.flow == "joint" else f"vpf:{self.flow}"
+
     def __init__(self, epochs=None, *, checkpoint=None, **options):
         super().__init__(epochs, checkpoint=checkpoint, **options)
         self._ws = {}
