@@ -21,6 +21,38 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
 
 
+# ---------------------------------------------------------------------------- Brian2 devices
+# As Brian2's own suite marks tests standalone-compatible and runs them per device, a test that
+# takes a `device` argument runs on each device its `devices` marker names (runtime alone when it
+# has none).  cuda_standalone runs where brian2cuda, nvcc and a GPU are present, so the same
+# exactness tests check the GPU back-end whenever the suite runs on a GPU machine.
+def _device_missing(name):
+    """Why ``name`` cannot run here, or None."""
+    from vpf_spiking.errors import ConfigError
+    from vpf_spiking.spiking.devices import get_device
+
+    try:
+        get_device(name).check_available()
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_generate_tests(metafunc):
+    if "device" not in metafunc.fixturenames:
+        return
+    if any("device" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chose its devices itself
+    marker = metafunc.definition.get_closest_marker("devices")
+    names = marker.args if marker else ("runtime",)
+    params = []
+    for name in names:
+        why = _device_missing(name)
+        marks = [pytest.mark.skip(reason=f"device {name}: {why}")] if why else []
+        params.append(pytest.param(name, marks=marks, id=name))
+    metafunc.parametrize("device", params)
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--run-slow"):
         return

@@ -51,7 +51,8 @@ def _expected_flips(z, y0, duration_ms, tau_ms):
     return mean, mean * 2 * (a ** -2 + b ** -2) / (1 / a + 1 / b) ** 2
 
 
-def test_clamped_transition_counts_match_the_closed_form_flip_rates():
+@pytest.mark.devices("runtime", "cuda_standalone")
+def test_clamped_transition_counts_match_the_closed_form_flip_rates(device):
     """Visible layer clamped, no hidden-hidden links: every hidden neuron is a two-state chain
     with the fixed field z = b + v W, so its transition count has a closed-form mean."""
     from scipy.stats import chi2
@@ -60,7 +61,7 @@ def test_clamped_transition_counts_match_the_closed_form_flip_rates():
     n = m.sizes[1]
     v = (np.random.default_rng(5).random(12) < 0.5).astype(float)
     duration = 4000.0
-    tr = simulate(m, duration, clamp=v, device="runtime", seed=11)
+    tr = simulate(m, duration, clamp=v, device=device, seed=11)
     counts = tr.counts()
     assert counts[0].sum() == 0 and tr.clamped == (True, False)       # clamped: vetoed events only
     z = m.b[1] + v @ m.W[1]

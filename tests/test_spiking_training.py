@@ -90,11 +90,12 @@ def test_spiking_training_reaches_batch_log_likelihood():
     assert abs(lls - llb) < 0.3, (ll0, lls, llb)
 
 
-def test_checkpoint_resume_after_interrupt(tmp_path):
+@pytest.mark.devices("cpp_standalone", "cuda_standalone")
+def test_checkpoint_resume_after_interrupt(tmp_path, device):
     x = toy_data(2 * CHUNK, 1)
     ck = tmp_path / "ck.npz"
     m = BoltzmannMachine([9, 4], seed=0, dtype=np.float64)
-    tr = SpikingTrainer(eta=0.03, chunk=CHUNK, device="cpp_standalone", checkpoint=ck, checkpoint_every=1,
+    tr = SpikingTrainer(eta=0.03, chunk=CHUNK, device=device, checkpoint=ck, checkpoint_every=1,
                         progress=False, epochs=2)
 
     def stop(epoch, pos, model, row):
