@@ -6,7 +6,10 @@
 #   SECONDS     simulated seconds per timed run (default 2)
 #   WHEELHOUSE  folder of wheels for an offline install (brian2cuda==1.0b1 and its pins,
 #               nvidia-curand); default: wheels/ if present, else pip's index.
-# Prints the `name: value` lines of benchmarks/spiking.py, including realtime_factor_cuda.
+# Prints the `name: value` lines of benchmarks/spiking.py, including realtime_factor_cuda; then
+# times the STDP protocol (benchmarks/stdp_protocol.py, cuda_ lines) and a short spiking DBM
+# training (the recipe protocols/spiking-dbm-mnist.toml on 500 images: spiking_dbm_cuda_s) on
+# cuda_standalone, and runs the tests marked for cuda_standalone (tests/conftest.py).
 # Output and the generated CUDA project go to ${OUT:-/tmp/vpf-gpu}.
 set -euo pipefail
 SECONDS_SIM=${1:-2}
@@ -34,3 +37,18 @@ nvidia-smi --query-gpu=name,compute_cap,memory.total --format=csv,noheader || tr
 # cuda_standalone on the GPU (the makefile -std and cuRAND fixes are applied by vpf_spiking.spiking.devices)
 "$PY" benchmarks/spiking.py --seconds "$SECONDS_SIM" --devices cuda_standalone,cpp_standalone,numpy \
     2>&1 | tee "$OUTDIR/gpu_spiking.txt"
+
+# the STDP protocol on the GPU
+"$PY" benchmarks/stdp_protocol.py --device cuda_standalone --skip-runtime 2>&1 | tee -a "$OUTDIR/gpu_spiking.txt"
+
+# the spiking DBM recipe, 500 presentations, on the GPU
+t0=$(date +%s.%N)
+"$PY" -m vpf_spiking.cli run protocols/spiking-dbm-mnist.toml --set data.n_train=500 \
+    --set 'spiking.device="cuda_standalone"' --out "$OUTDIR/spiking-dbm" --overwrite > "$OUTDIR/spiking-dbm.log" 2>&1
+t1=$(date +%s.%N)
+echo "spiking_dbm_cuda_presentations: 500" | tee -a "$OUTDIR/gpu_spiking.txt"
+echo "spiking_dbm_cuda_s: $(echo "$t1 - $t0" | bc)" | tee -a "$OUTDIR/gpu_spiking.txt"
+
+# the exactness tests marked for cuda_standalone
+"$PY" -m pytest -q -k cuda_standalone tests/test_simulate.py tests/test_spiking_training.py 2>&1 | tail -3 \
+    | tee -a "$OUTDIR/gpu_spiking.txt"

@@ -10,7 +10,8 @@ Prints ``name: value`` lines:
     max_abs_z_closed_form: ...    max over dt of |simulated mean - closed form| / SE
     runtime_protocol_wall_s: ...  the same protocol on Brian2's runtime device (Cython)
 
-Usage: ``python benchmarks/stdp_protocol.py [--skip-runtime] [--rule R] [--out FILE.csv]``.
+Usage: ``python benchmarks/stdp_protocol.py [--skip-runtime] [--rule R] [--device D] [--out FILE.csv]``
+(``--device cuda_standalone`` on a GPU prints the same lines prefixed ``cuda_``).
 Wall-clock seconds on a shared machine are noisy.  The 60 s of biological time are simulated as
 60 windows of max|dt| + 10 tau_max (436 ms) each; see vpf_spiking/spiking/stdp/protocol.py for why that is exact
 to well below the standard error.
@@ -38,16 +39,20 @@ def run(device, rule, out=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rule", default="asymmetric")
-    ap.add_argument("--skip-runtime", action="store_true", help="only the cpp_standalone run")
-    ap.add_argument("--out", help="write the cpp_standalone table to this CSV")
+    ap.add_argument("--skip-runtime", action="store_true", help="only the standalone run")
+    ap.add_argument("--device", default="cpp_standalone",
+                    help="the standalone device timed (cpp_standalone, or cuda_standalone on a GPU; its lines are "
+                         "prefixed cuda_)")
+    ap.add_argument("--out", help="write the standalone table to this CSV")
     args = ap.parse_args(argv)
-    wall, r, z = run("cpp_standalone", args.rule, args.out)
-    print(f"protocol_wall_s: {wall:.1f}")
-    print(f"protocol_compile_s: {r.timings['compile_s']:.1f}")
-    print(f"protocol_run_s: {r.timings['run_s']:.1f}")
-    print(f"protocol_steps: {r.timings['steps']}")
-    print(f"protocol_neurons: {r.timings['neurons']}")
-    print(f"max_abs_z_closed_form: {z:.2f}")
+    wall, r, z = run(args.device, args.rule, args.out)
+    pre = "cuda_" if args.device == "cuda_standalone" else ""
+    print(f"{pre}protocol_wall_s: {wall:.1f}")
+    print(f"{pre}protocol_compile_s: {r.timings['compile_s']:.1f}")
+    print(f"{pre}protocol_run_s: {r.timings['run_s']:.1f}")
+    print(f"{pre}protocol_steps: {r.timings['steps']}")
+    print(f"{pre}protocol_neurons: {r.timings['neurons']}")
+    print(f"{pre}max_abs_z_closed_form: {z:.2f}")
     if not args.skip_runtime:
         wall, r, z = run("runtime", args.rule)
         print(f"runtime_protocol_wall_s: {wall:.1f}")
