@@ -207,3 +207,29 @@ def test_every_entry_point_follows_the_default_policy(monkeypatch, tmp_path):
         np.save(tmp_path / "d.npy", np.zeros((4, 9), dtype=np.float32))
         cfg["data"]["dataset"] = str(tmp_path / "d.npy")
         assert SpikingTrainer(**parse_spiking_train(cfg)["trainer"]).device == name
+
+
+def test_a_compiled_project_is_used_by_one_process_at_a_time(tmp_path, capsys):
+    """A second process with the same standalone project waits for the first, and says so."""
+    import subprocess
+    import time
+
+    project = tmp_path / "proj"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from vpf_spiking.spiking.devices import CppStandaloneDevice as D; "
+        f"d = D(); d._hold_project({str(project)!r}); print('held', flush=True); time.sleep(3)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    d = devices.CppStandaloneDevice()
+    t0 = time.perf_counter()
+    d._hold_project(project)
+    waited = time.perf_counter() - t0
+    holder.wait(timeout=30)
+    assert waited > 1.0, waited
+    assert "waiting for another process that is using the compiled project" in capsys.readouterr().err
+    d._let_go()
+    d2 = devices.CppStandaloneDevice()
+    t0 = time.perf_counter()
+    d2._hold_project(project)            # free again: no wait
+    assert time.perf_counter() - t0 < 1.0
+    d2._let_go()

@@ -56,6 +56,11 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no project locks
+    fcntl = None
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -127,6 +132,9 @@ class Device:
 
     def _retire(self):
         """Called when another standalone project takes over (a simulation that owns itself)."""
+
+    def _let_go(self):
+        """Give up the compiled project for other processes (standalone devices hold a lock)."""
 
 
 # ============================================================================ runtime
@@ -235,7 +243,37 @@ def _retire(owner):
 
 
 class StandaloneDevice(Device):
-    """A Brian2 standalone device: the runs are recorded into a project, compiled, then executed."""
+    """A Brian2 standalone device: the runs are recorded into a project, compiled, then executed.
+
+    A compiled project is one folder per network structure, shared by every process; its binary
+    writes its results into that folder.  So a process holds the project's lock file
+    (``<project>.lock``, an exclusive ``flock``) from its first build until :meth:`release`: a
+    second process with the same structure (two commands, sweep points, parallel tests) waits,
+    saying so, instead of rebuilding or reading the project under the other's feet.  The lock
+    goes with the process, so a killed run leaves none behind.
+    """
+
+    _lock_fd = None
+
+    def _hold_project(self, directory):
+        """Take the project's lock (waiting, with a message, while another process holds it)."""
+        if self._lock_fd is not None or fcntl is None:
+            return
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory.parent / f"{directory.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process that is using the compiled project {directory} ...",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    def _let_go(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def prepare(self, owner=None, codegen=None) -> str:
         from brian2 import device, set_device
@@ -277,6 +315,7 @@ class StandaloneDevice(Device):
 
         t = time.perf_counter()
         directory = Path(directory)
+        self._hold_project(directory)
         new_project = not self.compiled(directory)
         if new_project:
             announce_compile(self.name)
@@ -339,6 +378,7 @@ class StandaloneDevice(Device):
 
     def release(self, owner=None):
         StandaloneSession.release(self if owner is None else owner)
+        self._let_go()
 
 
 #: ``run_args`` cannot carry a seed: the binary reads it from the environment before the run

@@ -459,6 +459,7 @@ class SpikingNetwork:
     def _retire(self):
         """Refuse further runs and drop the Brian2 objects (also when another standalone project takes over)."""
         self._retired = True
+        self._device._let_go()
         self._drop_objects()
 
     def _drop_objects(self):
