@@ -22,7 +22,7 @@ demo: install-core
 	$(BIN)/vpf demo
 
 test: install
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: install
 	$(BIN)/python benchmarks/rbm_epoch.py

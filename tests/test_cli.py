@@ -278,7 +278,7 @@ def test_sample_below_and_its_help(tmp_path, capsys, monkeypatch):
     assert_one_line_error(rc, err, "--below", "invalid choice")
     _, out, _ = run_cli(["sample", "--help"], capsys)
     text = " ".join(out.split())
-    assert "(default: 100;" in text and "docs/results/sample-quality.md" in text and "--below {mean,zero}" in text
+    assert "else 100)" in text and "docs/results/sample-quality.md" in text and "--below {mean,zero}" in text
 
 
 def test_info(tmp_path, capsys):

@@ -447,6 +447,24 @@ def read_text(path, what="text") -> str:
 
 
 # ---------------------------------------------------------------------------- tagged npz
+def file_signature(path, error, missing, folder, n=6) -> bytes:
+    """The first ``n`` bytes of the file ``path`` (its magic number).
+
+    Raises ``error`` with ``"<path>: <missing>"`` when there is no such file and ``"<path>:
+    <folder>"`` when it is a folder; an unreadable file raises an OSError naming ``path``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: {missing}")
+    if path.is_dir():
+        raise error(f"{path}: {folder}")
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise named_os_error(exc, path) from None
+
+
 def read_tagged_npz(path, format_name, what, error):
     """All arrays of a pickle-free ``.npz`` whose ``format`` entry is ``format_name``.
 
@@ -454,15 +472,7 @@ def read_tagged_npz(path, format_name, what, error):
     missing, unreadable or foreign file.
     """
     path = Path(path)
-    if not path.exists():
-        raise error(f"{path}: no such {what} file")
-    if path.is_dir():
-        raise error(f"{path}: is a folder, not a {what} file")
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise named_os_error(exc, path) from None
+    magic = file_signature(path, error, f"no such {what} file", f"is a folder, not a {what} file")
     if not magic.startswith(b"PK\x03\x04"):
         kind = " (it is a .npy array)" if magic == b"\x93NUMPY" else ""
         raise error(f"{path}: not a readable {what} file (not an .npz archive{kind})")

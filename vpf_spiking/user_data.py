@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .idx import _one_line
+from .io import file_signature
 
 __all__ = ["BINARIZE_HINT", "load_user_data", "split_validation"]
 
@@ -66,13 +67,8 @@ def load_user_data(path, key=None, binarize=None) -> np.ndarray:
         with ``> 0.5``. False: values in [0, 1], returned as they are (greyscale).
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a .npy or .npz file")
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
+        magic = file_signature(path, DataError, "no such file", "is a folder, expected a .npy or .npz file")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({_one_line(exc.strerror or exc)})") from None
     # np.load treats anything that is neither .npy nor zip as a pickle; say what it really is.

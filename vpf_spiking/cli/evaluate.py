@@ -114,6 +114,7 @@ def run(args) -> int:
         print(f"K = {args.sample_steps} Gibbs steps per confabulation: {why}")
     elif args.sample_steps is None:
         args.sample_steps = 100
+    if "ais" in todo and not model.is_rbm:
         raise ConfigError(f"{args.model}: --ais is implemented for RBMs; this model has sizes {list(model.sizes)}")
     ds = {"dataset": args.data, "data_dir": args.data_dir, "validation": args.validation, "n_train": None,
           "n_test": args.n_test}

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .config import TOP_KEYS, check_keys, get_value, table
-from .experiments import parse_models, slug, trained_before, training_defaults
+from .experiments import parse_models, slug, train_or_reuse, training_defaults
 from .inputs import data_settings, load_data, square_shape
 from .sample_quality import score_samples
 from .train import record_settings
@@ -89,18 +89,17 @@ def run(config, out_dir: Path, resume=True):
     trained, train_rows = {}, []
     for m in models:
         folder = out_dir / slug(m["label"])
-        mpath = folder / "model.npz"
-        done = trained_before(folder, m["label"])
-        if done:
-            model, metrics = done
-        else:
+
+        def new_model(m=m):
             model = BoltzmannMachine.from_network(m["network"], seed=net_seed)
             model.name = m["label"]
-            trainer = VPFTrainer(checkpoint=folder / "checkpoint.npz", **m["trainer"])
+            return model
+
+        def fit(model, checkpoint, resume_it, m=m):
             print(f"[{m['label']}] training VPF {m['network']} {m['trainer']}", flush=True)
-            metrics = trainer.fit(model, x, resume=resume and (folder / "checkpoint.npz").exists())
-            model.save(mpath)
-            write_table(metrics, folder / "metrics")
+            return VPFTrainer(checkpoint=checkpoint, **m["trainer"]).fit(model, x, resume=resume_it)
+
+        model, metrics = train_or_reuse(folder, m["label"], new_model, fit, resume)
         trained[m["label"]] = model
         plotting.save_filters(model.W[1], folder / "filters.png", n=100, shape=shape,
                               title=f"{m['label']}: first 100 filters of W1")

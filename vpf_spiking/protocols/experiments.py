@@ -100,3 +100,22 @@ def trained_before(folder, label):
     print(f"[{label}] already trained ({mpath})", flush=True)
     return BoltzmannMachine.load(mpath), pd.read_csv(folder / "metrics.csv")
 
+
+def train_or_reuse(folder, label, new_model, fit, resume):
+    """``(model, metrics)`` of one model of an experiment: reused from an earlier run, or trained.
+
+    ``new_model()`` builds the untrained model; ``fit(model, checkpoint, resume)`` trains it in
+    place and returns its metrics.  A trained model is saved as ``model.npz`` and ``metrics.csv``
+    in ``folder`` (see :func:`trained_before`).
+    """
+    from ..evaluation.diagnostics import write_table
+
+    done = trained_before(folder, label)
+    if done:
+        return done
+    model = new_model()
+    checkpoint = folder / "checkpoint.npz"
+    metrics = fit(model, checkpoint, resume and checkpoint.exists())
+    model.save(folder / "model.npz")
+    write_table(metrics, folder / "metrics")
+    return model, metrics

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_open
 from . import ais, parzen, reconstruction
 from .config import TOP_KEYS, check_keys, get_value, table
-from .experiments import parse_models, selected, slug, trained_before, training_defaults
+from .experiments import parse_models, selected, slug, train_or_reuse, training_defaults
 from .sample_quality import score_samples
 from .train import record_settings
 from .inputs import data_settings, load_data, square_shape
@@ -87,21 +88,19 @@ def run(config, out_dir: Path, resume=True):
     train_rows, trained = [], {}
     for m in models:
         folder = out_dir / slug(m["label"])
-        mpath = folder / "model.npz"
-        done = trained_before(folder, m["label"])
-        if done:
-            model, metrics = done
-        else:
-            model = BoltzmannMachine([x.shape[1], m["hidden"]], seed=net_seed, name=m["label"])
-            trainer = make_trainer(m["method"], checkpoint=folder / "checkpoint.npz", **m["trainer"])
-            cb = DiagnosticsCallback(x[:1000])
+
+        def fit(model, checkpoint, resume_it, m=m, folder=folder):
+            trainer = make_trainer(m["method"], checkpoint=checkpoint, **m["trainer"])
             print(f"[{m['label']}] training {m['method']} {m['trainer']}", flush=True)
-            hist = trainer.fit(model, x, resume=resume and (folder / "checkpoint.npz").exists(), callback=cb)
             # the callback's columns are in the history (also after a resume); keep the last activations
-            metrics = hist
-            np.save(folder / "hidden_activation.npy", hidden_activation(model, x[:1000]))
-            model.save(mpath)
-            write_table(metrics, folder / "metrics")
+            metrics = trainer.fit(model, x, resume=resume_it, callback=DiagnosticsCallback(x[:1000]))
+            with atomic_open(folder / "hidden_activation.npy", "wb") as fh:
+                np.save(fh, hidden_activation(model, x[:1000]))
+            return metrics
+
+        model, metrics = train_or_reuse(
+            folder, m["label"], lambda m=m: BoltzmannMachine([x.shape[1], m["hidden"]], seed=net_seed, name=m["label"]),
+            fit, resume)
         trained[m["label"]] = model
         plotting.save_filters(model.W[1], folder / "filters.png", n=n_filters, shape=image_shape,
                               title=f"{m['label']}: first {n_filters} filters")

@@ -56,11 +56,6 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no project locks
-    fcntl = None
-
 import numpy as np
 
 from ..errors import ConfigError
@@ -73,6 +68,7 @@ __all__ = [
 ]
 
 
+from .project_lock import ProjectLock  # noqa: E402
 from .cuda_toolkit import (_gpu_pinned, _has_gpu, _has_nvcc, _link_unversioned,  # noqa: F401,E402
                            curand_paths, patch_makefile)
 from .compile_cache import (COMPILE_TIMES_FILE, DEFAULT_COMPILE_S, _CythonCompiles,  # noqa: F401,E402
@@ -253,27 +249,17 @@ class StandaloneDevice(Device):
     goes with the process, so a killed run leaves none behind.
     """
 
-    _lock_fd = None
+    _lock = None
 
     def _hold_project(self, directory):
         """Take the project's lock (waiting, with a message, while another process holds it)."""
-        if self._lock_fd is not None or fcntl is None:
-            return
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory.parent / f"{directory.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another process that is using the compiled project {directory} ...",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        self._lock_fd = fd
+        if self._lock is None:
+            self._lock = ProjectLock(directory)
 
     def _let_go(self):
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def prepare(self, owner=None, codegen=None) -> str:
         from brian2 import device, set_device
