@@ -216,7 +216,7 @@ def test_sample_quality_protocol_kind(shared_data_dir, tmp_path, monkeypatch):
 def test_experiment_tables_score_confabulations_of_the_digit_data_sets_only(monkeypatch):
     import sys
 
-    from vpf_spiking.protocols.sample_quality import score_samples
+    from vpf_spiking.protocols.sample_quality import _classifier, score_samples
 
     sq = sys.modules["vpf_spiking.evaluation.sample_quality"]  # the module (the package exports the function)
 
@@ -225,9 +225,15 @@ def test_experiment_tables_score_confabulations_of_the_digit_data_sets_only(monk
 
     def fake_from_dataset(cls, name, data_dir=None, **kw):
         seen["name"] = name
+        seen["calls"] = seen.get("calls", 0) + 1
         return "clf"
 
     monkeypatch.setattr(sq.SampleClassifier, "from_dataset", classmethod(fake_from_dataset))
     monkeypatch.setattr(sq, "sample_quality", lambda s, clf, reference=None: {"blank": 0.5, "classes": 3})
-    out = score_samples(np.zeros((3, 4)), {"dataset": "fashion-mnist", "data_dir": None}, np.zeros((3, 4)))
-    assert out == {"samples_blank": 0.5, "samples_classes": 3} and seen["name"] == "fashion-mnist"
+    _classifier.cache_clear()   # one classifier per data set and process: not the fake one for later tests
+    try:
+        out = score_samples(np.zeros((3, 4)), {"dataset": "fashion-mnist", "data_dir": None}, np.zeros((3, 4)))
+        score_samples(np.zeros((3, 4)), {"dataset": "fashion-mnist", "data_dir": None}, np.zeros((3, 4)))
+    finally:
+        _classifier.cache_clear()
+    assert out == {"samples_blank": 0.5, "samples_classes": 3} and seen == {"name": "fashion-mnist", "calls": 1}

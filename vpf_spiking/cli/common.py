@@ -19,13 +19,17 @@ def formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def time_ms(text, flag, *, signed=False):
-    """A time option's value in ms: a plain number (ms) or a Brian2 time (``30ms``, ``'0.5 s'``); None stays None."""
-    if text is None:
-        return None
+def times_ms(args, names, signed=()):
+    """The time options ``names`` of ``args`` in ms, by name: each a plain number (ms) or a Brian2
+    time (``30ms``, ``'0.5 s'``); an option not given stays None; ``signed`` ones may be negative."""
     from ..spiking.recording import parse_duration
 
-    return parse_duration(text, flag, signed=signed)
+    out = {}
+    for name in names:
+        text = getattr(args, name)
+        out[name] = None if text is None else parse_duration(text, "--" + name.replace("_", "-"),
+                                                             signed=name in signed)
+    return out
 
 
 #: the help of every --device option (one policy: vpf_spiking.spiking.devices.default_device)

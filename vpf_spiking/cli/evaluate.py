@@ -107,13 +107,12 @@ def run(args) -> int:
     elif "samples" in todo and why_not:
         raise ConfigError(why_not)
     model = BoltzmannMachine.load(args.model)
-    if args.sample_steps is None and ({"parzen", "samples"} & set(todo)):
+    if args.sample_steps is None:
         from ..generation import recommended_steps
 
         args.sample_steps, why = recommended_steps(model)
-        print(f"K = {args.sample_steps} Gibbs steps per confabulation: {why}")
-    elif args.sample_steps is None:
-        args.sample_steps = 100
+        if {"parzen", "samples"} & set(todo):
+            print(f"K = {args.sample_steps} Gibbs steps per confabulation: {why}")
     if "ais" in todo and not model.is_rbm:
         raise ConfigError(f"{args.model}: --ais is implemented for RBMs; this model has sizes {list(model.sizes)}")
     ds = {"dataset": args.data, "data_dir": args.data_dir, "validation": args.validation, "n_train": None,

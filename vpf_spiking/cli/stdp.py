@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..spiking.devices import DEVICES
 from ..spiking.stdp import PairingProtocol
-from .common import DEVICE_HELP, time_ms
+from .common import DEVICE_HELP, times_ms
 
 DESCRIPTION = """\
 Simulate a spike-timing pairing protocol (Bi & Poo 1998 style) on the spiking engine: pre and
@@ -65,8 +65,8 @@ def run(args):
         raise ConfigError(f"--out {out}: expected a .csv file name")
     if args.figure and Path(args.figure).suffix.lower() != ".png":
         raise ConfigError(f"--figure {args.figure}: expected a .png file name")
-    times = {name: time_ms(getattr(args, name), "--" + name.replace("_", "-"), signed=name in ("dt_min", "dt_max"))
-             for name in ("dt_min", "dt_max", "dt_step", "tau_pre", "tau_post", "sim_dt")}
+    times = times_ms(args, ("dt_min", "dt_max", "dt_step", "tau_pre", "tau_post", "sim_dt"),
+                     signed=("dt_min", "dt_max"))
     proto = PairingProtocol(rule=args.rule, synapses=args.synapses, pairings=args.pairings, frequency=args.frequency,
                             eta_rel=args.eta_rel, bias=args.bias, device=args.device, seed=args.seed, **times)
     result = simulate(proto, progress=not args.no_progress)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..spiking.devices import DEVICES
 from ..trainers.params import OPTIONS
-from .common import DEVICE_HELP, command_line, formatter, print_train_summary, time_ms
+from .common import DEVICE_HELP, command_line, formatter, print_train_summary, times_ms
 from .options import add_arguments, flag, from_args, given_args
 
 #: Help texts that say more than the declaration for this command.
@@ -123,8 +123,7 @@ def spiking_config_from_args(args):
         eta = s["learning_rate"]  # --lr stands for --eta
     spiking = {"epochs": s["epochs"], "seed": s["seed"], "eta": eta,
                "device": args.device, "rule": args.rule, "chunk": args.chunk,
-               **{name: time_ms(getattr(args, name), "--" + name.replace("_", "-"))
-                  for name in ("settle_ms", "learn_ms", "dt_ms")}}
+               **times_ms(args, ("settle_ms", "learn_ms", "dt_ms"))}
     if not s["progress"]:
         spiking["progress"] = False
     return ProtocolConfig({

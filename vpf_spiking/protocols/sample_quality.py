@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -88,10 +89,19 @@ def score_samples(samples, ds: dict, test) -> dict:
     Empty for data other than MNIST and Fashion-MNIST (no classifier); the classifier is trained
     once per data set and cached (:meth:`SampleClassifier.from_dataset`).
     """
-    from ..evaluation.sample_quality import SampleClassifier, sample_quality
-    from .inputs import default_data_dir
+    from ..evaluation.sample_quality import sample_quality
 
     if ds["dataset"] not in DATASETS:
         return {}
-    clf = SampleClassifier.from_dataset(ds["dataset"], data_dir=default_data_dir(ds["data_dir"]))
+    clf = _classifier(ds["dataset"], ds["data_dir"])
     return {f"samples_{k}": v for k, v in sample_quality(samples, clf, reference=test).items()}
+
+
+@lru_cache(maxsize=2)
+def _classifier(dataset, data_dir):
+    """The data set's classifier, built (or read from its disk cache) once per process: an
+    experiment scores every model's confabulations with it."""
+    from ..evaluation.sample_quality import SampleClassifier
+    from .inputs import default_data_dir
+
+    return SampleClassifier.from_dataset(dataset, data_dir=default_data_dir(data_dir))
